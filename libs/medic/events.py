@@ -1,0 +1,353 @@
+"""Event contracts: the envelope and every event ci-medic publishes.
+
+Events are immutable facts. A change that would break a reader gets a new
+``schema_version`` plus an upcaster in :data:`UPCASTERS`; published versions are
+never edited in place (``tests/unit/test_event_compat.py`` holds them to that).
+Readers ignore unknown fields, so adding an optional field is not a breaking change.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import uuid_utils
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+FAILURE_NAMESPACE = uuid.UUID("6f1c1d3e-9a51-4f3c-8a43-2f0b6d1e7c55")
+"""Namespace of the derived failure ids; changing it would split every known failure in two."""
+
+
+def derive_failure_id(repository: str, run_id: int, run_attempt: int) -> str:
+    """The same GitHub run attempt always gives the same failure id (webhook and poll agree)."""
+    return str(uuid.uuid5(FAILURE_NAMESPACE, f"{repository.lower()}#{run_id}#{run_attempt}"))
+
+
+def new_event_id() -> str:
+    return str(uuid_utils.uuid7())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Frozen(BaseModel):
+    """Base of every contract model: immutable, unknown fields ignored on read."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Category(StrEnum):
+    TIMEOUT = "timeout"
+    DEPENDENCY = "dependency"
+    CONFIG = "config"
+    FLAKY_TEST = "flaky_test"
+    INFRASTRUCTURE = "infrastructure"
+    TEST_FAILURE = "test_failure"
+    COMPILE = "compile"
+    LINT = "lint"
+    OOM = "oom"
+    PERMISSION = "permission"
+    UNKNOWN = "unknown"
+
+
+class ActionKind(StrEnum):
+    """The only things the executor can ever do: a closed set of typed actions."""
+
+    RERUN_FAILED_JOBS = "rerun_failed_jobs"
+    RERUN_WORKFLOW = "rerun_workflow"
+    CLEAR_CACHE = "clear_cache"
+    OPEN_FIX_PR = "open_fix_pr"
+    NONE = "none"
+
+
+class ProposedAction(Frozen):
+    kind: ActionKind
+    cache_key: str | None = None
+    """For ``clear_cache``: the cache key prefix to delete."""
+
+
+class AnalysisMethod(StrEnum):
+    RULES = "rules"
+    MODEL = "model"
+    CACHE = "cache"
+
+
+class GateOutcome(StrEnum):
+    AUTO_REMEDIATE = "auto_remediate"
+    REQUIRE_APPROVAL = "require_approval"
+    NO_ACTION = "no_action"
+
+
+class RemediationOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    """The action ran and the next CI run was green."""
+    FAILED = "failed"
+    """The action ran but CI stayed red, or the action itself was refused."""
+
+
+# --- payloads ---------------------------------------------------------------------------
+
+
+class FailedJob(Frozen):
+    job_id: int
+    name: str
+    failed_steps: tuple[str, ...] = ()
+    log_excerpt: str = ""
+    """A bounded tail of the job log (never the whole log)."""
+    log_ref: str | None = None
+    """Where the excerpt was stored when it was too large to travel inline."""
+    log_truncated: bool = False
+    log_unavailable_reason: str | None = None
+
+
+class RunHistory(Frozen):
+    earlier_attempts_passed: int = 0
+    earlier_attempts_failed: int = 0
+    parent_commit_conclusion: str | None = None
+
+
+class FailureDetectedPayload(Frozen):
+    repository: str
+    run_id: int
+    run_attempt: int = Field(ge=1)
+    workflow_name: str
+    workflow_path: str = ""
+    event: str = ""
+    branch: str = ""
+    head_sha: str = ""
+    commit_message: str = ""
+    actor: str = ""
+    pull_requests: tuple[int, ...] = ()
+    html_url: str = ""
+    conclusion: str = "failure"
+    run_started_at: datetime | None = None
+    detected_at: datetime
+    source: Literal["webhook", "poll"] = "webhook"
+    failed_jobs: tuple[FailedJob, ...] = ()
+    history: RunHistory | None = None
+
+    @field_validator("repository")
+    @classmethod
+    def _repository_is_owner_slash_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
+            raise ValueError("repository must look like 'owner/name'")
+        return value
+
+
+class ExcerptLine(Frozen):
+    line: int = Field(ge=1)
+    text: str
+
+
+class AnalysisCompletedPayload(Frozen):
+    category: Category
+    risk: int = Field(ge=0, le=10)
+    confidence: float = Field(ge=0.0, le=1.0)
+    proposed_action: ProposedAction
+    method: AnalysisMethod
+    fingerprint: str
+    summary: str = ""
+    retryable: bool = False
+    matched_rules: tuple[str, ...] = ()
+    excerpt: tuple[ExcerptLine, ...] = ()
+
+
+class GateDecidedPayload(Frozen):
+    outcome: GateOutcome
+    reasons: tuple[str, ...]
+    """Every decision says why, in words a reviewer can check."""
+    risk: int = Field(ge=0, le=10)
+    risk_threshold: int = Field(ge=0, le=10)
+    action: ProposedAction
+    repository: str
+
+
+class ApprovalRequestedPayload(Frozen):
+    approval_id: str
+    action: ProposedAction
+    repository: str
+    reasons: tuple[str, ...] = ()
+    expires_at: datetime
+
+
+class ApprovalGrantedPayload(Frozen):
+    approval_id: str
+    approver: str
+    comment: str = ""
+
+
+class ApprovalRejectedPayload(Frozen):
+    approval_id: str
+    approver: str
+    reason: str = ""
+
+
+class ApprovalExpiredPayload(Frozen):
+    approval_id: str
+    expired_at: datetime
+
+
+class RemediationStartedPayload(Frozen):
+    action: ProposedAction
+    repository: str
+    run_id: int
+    approved_by: str | None = None
+
+
+class RemediationFinishedPayload(Frozen):
+    action: ProposedAction
+    repository: str
+    run_id: int
+    outcome: RemediationOutcome
+    detail: str = ""
+    verified_run_attempt: int | None = None
+    """The run attempt whose conclusion decided the outcome (the proof CI went green, or not)."""
+
+
+# --- envelope ---------------------------------------------------------------------------
+
+
+class Envelope(Frozen):
+    event_id: str = Field(default_factory=new_event_id)
+    occurred_at: datetime = Field(default_factory=utc_now)
+    failure_id: str
+    causation_id: str | None = None
+    actor: str
+
+    @property
+    def subject_token(self) -> str:
+        return subject_token(self.event_type)  # type: ignore[attr-defined]
+
+
+class FailureDetected(Envelope):
+    event_type: Literal["FailureDetected"] = "FailureDetected"
+    schema_version: Literal[1] = 1
+    payload: FailureDetectedPayload
+
+
+class AnalysisCompleted(Envelope):
+    event_type: Literal["AnalysisCompleted"] = "AnalysisCompleted"
+    schema_version: Literal[1] = 1
+    payload: AnalysisCompletedPayload
+
+
+class GateDecided(Envelope):
+    event_type: Literal["GateDecided"] = "GateDecided"
+    schema_version: Literal[1] = 1
+    payload: GateDecidedPayload
+
+
+class ApprovalRequested(Envelope):
+    event_type: Literal["ApprovalRequested"] = "ApprovalRequested"
+    schema_version: Literal[1] = 1
+    payload: ApprovalRequestedPayload
+
+
+class ApprovalGranted(Envelope):
+    event_type: Literal["ApprovalGranted"] = "ApprovalGranted"
+    schema_version: Literal[1] = 1
+    payload: ApprovalGrantedPayload
+
+
+class ApprovalRejected(Envelope):
+    event_type: Literal["ApprovalRejected"] = "ApprovalRejected"
+    schema_version: Literal[1] = 1
+    payload: ApprovalRejectedPayload
+
+
+class ApprovalExpired(Envelope):
+    event_type: Literal["ApprovalExpired"] = "ApprovalExpired"
+    schema_version: Literal[1] = 1
+    payload: ApprovalExpiredPayload
+
+
+class RemediationStarted(Envelope):
+    event_type: Literal["RemediationStarted"] = "RemediationStarted"
+    schema_version: Literal[1] = 1
+    payload: RemediationStartedPayload
+
+
+class RemediationFinished(Envelope):
+    event_type: Literal["RemediationFinished"] = "RemediationFinished"
+    schema_version: Literal[1] = 1
+    payload: RemediationFinishedPayload
+
+
+Event = Annotated[
+    FailureDetected
+    | AnalysisCompleted
+    | GateDecided
+    | ApprovalRequested
+    | ApprovalGranted
+    | ApprovalRejected
+    | ApprovalExpired
+    | RemediationStarted
+    | RemediationFinished,
+    Field(discriminator="event_type"),
+]
+
+EVENT_TYPES: tuple[type[Envelope], ...] = (
+    FailureDetected,
+    AnalysisCompleted,
+    GateDecided,
+    ApprovalRequested,
+    ApprovalGranted,
+    ApprovalRejected,
+    ApprovalExpired,
+    RemediationStarted,
+    RemediationFinished,
+)
+EVENT_TYPE_NAMES: tuple[str, ...] = tuple(t.model_fields["event_type"].default for t in EVENT_TYPES)
+
+_event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+"""``(event_type, from_version) -> function`` lifting a raw event one version up.
+
+Empty while every event is at version 1; the first breaking change adds
+``upcast_<type>_v1_v2`` here and a test beside it.
+"""
+
+
+class EventDecodeError(ValueError):
+    """Raised for bytes that are not a valid ci-medic event; the message says why."""
+
+
+def subject_token(event_type: str) -> str:
+    """``FailureDetected`` -> ``failure_detected``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", event_type).lower()
+
+
+def upcast(raw: dict[str, Any]) -> dict[str, Any]:
+    while True:
+        key = (str(raw.get("event_type")), int(raw.get("schema_version", 1)))
+        step = UPCASTERS.get(key)
+        if step is None:
+            return raw
+        raw = step(raw)
+
+
+def decode_event(data: bytes | str) -> Event:
+    """Parse an event from its JSON form, lifting older versions first."""
+    import json
+
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EventDecodeError(f"not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise EventDecodeError("an event must be a JSON object")
+    try:
+        return _event_adapter.validate_python(upcast(raw))
+    except ValueError as exc:
+        raise EventDecodeError(str(exc)) from exc
+
+
+def encode_event(event: Envelope) -> bytes:
+    return event.model_dump_json().encode()
