@@ -31,6 +31,19 @@ def new_event_id() -> str:
     return str(uuid_utils.uuid7())
 
 
+def derive_event_id(causation_id: str, event_type: str, at: datetime) -> str:
+    """A UUIDv7-shaped id that is the same every time a handler answers the same event.
+
+    A redelivered event makes the handler publish again; the same id lets JetStream
+    (``Nats-Msg-Id``) and the projector drop the repeat.
+    """
+    digest = uuid.uuid5(FAILURE_NAMESPACE, f"{causation_id}/{event_type}").int
+    millis = int(at.timestamp() * 1000) & ((1 << 48) - 1)
+    value = (millis << 80) | (0x7 << 76) | (digest & ((1 << 76) - 1))
+    value = (value & ~(0b11 << 62)) | (0b10 << 62)  # RFC 9562 variant
+    return str(uuid.UUID(int=value))
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

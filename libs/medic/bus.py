@@ -1,0 +1,348 @@
+"""The event bus over NATS JetStream.
+
+- One stream holds every event; subjects are ``<prefix>.events.<event_type>``.
+- Publishing sets ``Nats-Msg-Id`` to the event id, so the server drops duplicates.
+- Each service has one durable pull consumer, shared by all its replicas; messages are
+  acked explicitly after the handler's effect is committed.
+- :meth:`Subscription._settle` is the one place that maps a handler's outcome to
+  ack / nak-with-backoff / dead-letter. Redelivery decisions come from the server's
+  ``num_delivered``, never from process memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js import api as js_api
+from nats.js.errors import BadRequestError, NotFoundError
+
+from medic.events import (
+    EVENT_TYPE_NAMES,
+    Envelope,
+    Event,
+    EventDecodeError,
+    decode_event,
+    encode_event,
+    subject_token,
+)
+from medic.telemetry import (
+    CONSUMER_PENDING,
+    DEAD_LETTERS,
+    EVENTS_HANDLED,
+    EVENTS_PUBLISHED,
+    HANDLER_SECONDS,
+    extract_context,
+    inject_headers,
+    logger,
+    tracer,
+)
+
+log = logger(__name__)
+
+
+class PermanentError(Exception):
+    """A handler error that retrying cannot fix: the event goes straight to the dead letters."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Names of the stream and subjects; tests use a fresh one each so they never share state."""
+
+    stream: str = "MEDIC_EVENTS"
+    prefix: str = "medic"
+    duplicate_window_seconds: float = 120.0
+
+    @property
+    def events_wildcard(self) -> str:
+        return f"{self.prefix}.events.>"
+
+    @property
+    def dlq_stream(self) -> str:
+        return f"{self.stream}_DLQ"
+
+    def subject(self, event_type: str) -> str:
+        return f"{self.prefix}.events.{subject_token(event_type)}"
+
+    def dlq_subject(self, service: str) -> str:
+        return f"{self.prefix}.dlq.{service}"
+
+
+@dataclass
+class Delivery:
+    """What a handler may know about the message it handles."""
+
+    stream_seq: int
+    num_delivered: int
+    msg: Msg
+
+    async def in_progress(self) -> None:
+        """Tell the server a long handler is still alive, so the message is not redelivered."""
+        await self.msg.in_progress()
+
+
+Handler = Callable[[Event, Delivery], Awaitable[None]]
+
+
+def backoff_seconds(num_delivered: int, *, base: float = 0.5, cap: float = 30.0) -> float:
+    """Exponential backoff with full jitter for the next redelivery."""
+    ceiling = min(cap, base * (2 ** max(0, num_delivered - 1)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+class Bus:
+    def __init__(self, nc: NATS, topology: Topology) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.topology = topology
+
+    @classmethod
+    async def connect(cls, url: str, topology: Topology | None = None, *, name: str = "medic") -> Bus:
+        nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        bus = cls(nc, topology or Topology())
+        await bus.ensure_streams()
+        return bus
+
+    async def close(self) -> None:
+        if self.nc.is_connected:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+
+    async def ensure_streams(self) -> None:
+        """Create the event and dead-letter streams, or bring their config up to date."""
+        t = self.topology
+        await self._ensure_stream(
+            js_api.StreamConfig(
+                name=t.stream,
+                subjects=[t.events_wildcard],
+                storage=js_api.StorageType.FILE,
+                retention=js_api.RetentionPolicy.LIMITS,
+                duplicate_window=t.duplicate_window_seconds,
+            )
+        )
+        await self._ensure_stream(
+            js_api.StreamConfig(
+                name=t.dlq_stream,
+                subjects=[f"{t.prefix}.dlq.>"],
+                storage=js_api.StorageType.FILE,
+                duplicate_window=t.duplicate_window_seconds,
+            )
+        )
+
+    async def _ensure_stream(self, config: js_api.StreamConfig) -> None:
+        try:
+            await self.js.add_stream(config)
+        except BadRequestError:
+            await self.js.update_stream(config)
+
+    async def publish(self, event: Envelope) -> js_api.PubAck:
+        headers = inject_headers(
+            {"Nats-Msg-Id": event.event_id, "Medic-Event-Type": event.event_type}  # type: ignore[attr-defined]
+        )
+        ack = await self.js.publish(
+            self.topology.subject(event.event_type),  # type: ignore[attr-defined]
+            encode_event(event),
+            headers=headers,
+            stream=self.topology.stream,
+        )
+        if not ack.duplicate:
+            EVENTS_PUBLISHED.labels(event.event_type).inc()  # type: ignore[attr-defined]
+        return ack
+
+    async def publish_many(self, events: Iterable[Envelope], *, window: int = 256) -> list[js_api.PubAck]:
+        """Publish with up to ``window`` acks in flight instead of awaiting each in turn."""
+        gate = asyncio.Semaphore(window)
+
+        async def one(event: Envelope) -> js_api.PubAck:
+            async with gate:
+                return await self.publish(event)
+
+        return list(await asyncio.gather(*(one(e) for e in events)))
+
+    def subscribe(
+        self,
+        service: str,
+        handler: Handler,
+        *,
+        event_types: Sequence[str] = (),
+        max_deliver: int = 5,
+        concurrency: int = 16,
+        ack_wait_seconds: float = 30.0,
+    ) -> Subscription:
+        unknown = set(event_types) - set(EVENT_TYPE_NAMES)
+        if unknown:
+            raise ValueError(f"unknown event types: {sorted(unknown)}")
+        return Subscription(
+            bus=self,
+            service=service,
+            handler=handler,
+            event_types=tuple(event_types),
+            max_deliver=max_deliver,
+            concurrency=concurrency,
+            ack_wait_seconds=ack_wait_seconds,
+        )
+
+    async def pending(self, durable: str) -> int:
+        info = await self.js.consumer_info(self.topology.stream, durable)
+        CONSUMER_PENDING.labels(durable).set(info.num_pending + info.num_ack_pending)
+        return int(info.num_pending + info.num_ack_pending)
+
+
+@dataclass
+class Subscription:
+    """A service's durable pull consumer and the loop that feeds its handler."""
+
+    bus: Bus
+    service: str
+    handler: Handler
+    event_types: tuple[str, ...]
+    max_deliver: int
+    concurrency: int
+    ack_wait_seconds: float
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    _loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def durable(self) -> str:
+        return self.service
+
+    def _consumer_config(self) -> js_api.ConsumerConfig:
+        t = self.bus.topology
+        subjects = [t.subject(name) for name in self.event_types] or [t.events_wildcard]
+        return js_api.ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=js_api.AckPolicy.EXPLICIT,
+            deliver_policy=js_api.DeliverPolicy.ALL,
+            max_deliver=self.max_deliver,
+            ack_wait=self.ack_wait_seconds,
+            max_ack_pending=max(64, self.concurrency * 8),
+            filter_subjects=subjects if len(subjects) > 1 else None,
+            filter_subject=subjects[0] if len(subjects) == 1 else None,
+        )
+
+    async def start(self) -> None:
+        js = self.bus.js
+        stream = self.bus.topology.stream
+        config = self._consumer_config()
+        try:
+            await js.add_consumer(stream, config)
+        except BadRequestError:
+            with contextlib.suppress(NotFoundError):
+                await js.delete_consumer(stream, self.durable)
+            await js.add_consumer(stream, config)
+        psub = await js.pull_subscribe_bind(durable=self.durable, stream=stream)
+        self._loop_task = asyncio.create_task(self._run(psub), name=f"consume:{self.service}")
+
+    @property
+    def running(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    async def stop(self) -> None:
+        """Drain: stop fetching, let in-flight handlers finish and settle their messages."""
+        self._stopping.set()
+        if self._loop_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def _run(self, psub: JetStreamContext.PullSubscription) -> None:
+        slots = asyncio.Semaphore(self.concurrency)
+        while not self._stopping.is_set():
+            free = max(1, self.concurrency - len(self._inflight))
+            try:
+                msgs = await psub.fetch(batch=free, timeout=0.5)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except Exception as exc:  # connection hiccup: the server keeps the messages
+                log.warning("fetch_failed", service=self.service, error=str(exc))
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                await slots.acquire()
+                task = asyncio.create_task(self._handle(msg))
+                self._inflight.add(task)
+                task.add_done_callback(lambda t: (self._inflight.discard(t), slots.release()))
+        with contextlib.suppress(Exception):
+            await psub.unsubscribe()
+
+    async def _handle(self, msg: Msg) -> None:
+        meta = msg.metadata
+        delivery = Delivery(stream_seq=meta.sequence.stream, num_delivered=meta.num_delivered, msg=msg)
+        event_type = (msg.headers or {}).get("Medic-Event-Type", "unknown")
+        started = perf_counter()
+        error: BaseException | None = None
+        try:
+            event = decode_event(msg.data)
+            event_type = event.event_type
+            with tracer().start_as_current_span(
+                f"{self.service} handle {event_type}",
+                context=extract_context(msg.headers),
+                attributes={"medic.failure_id": event.failure_id, "medic.event_id": event.event_id},
+            ):
+                await self.handler(event, delivery)
+        except Exception as exc:
+            error = exc
+        finally:
+            HANDLER_SECONDS.labels(self.service, event_type).observe(perf_counter() - started)
+        await self._settle(msg, delivery, event_type, error)
+
+    async def _settle(
+        self, msg: Msg, delivery: Delivery, event_type: str, error: BaseException | None
+    ) -> None:
+        try:
+            if error is None:
+                await msg.ack()
+                EVENTS_HANDLED.labels(self.service, event_type, "ok").inc()
+                return
+            permanent = isinstance(error, EventDecodeError | PermanentError)
+            if permanent or delivery.num_delivered >= self.max_deliver:
+                await self._dead_letter(msg, delivery, error)
+                await msg.term()
+                EVENTS_HANDLED.labels(self.service, event_type, "dead_letter").inc()
+                return
+            log.warning(
+                "handler_failed_will_retry",
+                service=self.service,
+                event_type=event_type,
+                attempt=delivery.num_delivered,
+                error=repr(error),
+            )
+            await msg.nak(delay=backoff_seconds(delivery.num_delivered))
+            EVENTS_HANDLED.labels(self.service, event_type, "retry").inc()
+        except Exception as exc:  # the server redelivers after ack_wait; nothing is lost
+            log.error("settle_failed", service=self.service, error=str(exc))
+
+    async def _dead_letter(self, msg: Msg, delivery: Delivery, error: BaseException) -> None:
+        headers: dict[str, Any] = {
+            "Nats-Msg-Id": f"{self.service}:{delivery.stream_seq}",
+            "Medic-Service": self.service,
+            "Medic-Error": f"{type(error).__name__}: {error}"[:1000],
+            "Medic-Original-Subject": msg.subject,
+            "Medic-Stream-Seq": str(delivery.stream_seq),
+            "Medic-Num-Delivered": str(delivery.num_delivered),
+        }
+        await self.bus.js.publish(
+            self.bus.topology.dlq_subject(self.service),
+            msg.data,
+            headers=headers,
+            stream=self.bus.topology.dlq_stream,
+        )
+        DEAD_LETTERS.labels(self.service).inc()
+        log.error(
+            "dead_lettered",
+            service=self.service,
+            stream_seq=delivery.stream_seq,
+            attempts=delivery.num_delivered,
+            error=repr(error),
+        )

@@ -1,0 +1,194 @@
+"""Settings: environment (``MEDIC_*``) over a TOML file over defaults, validated at start-up.
+
+One :class:`Settings` object is built by :func:`load_settings` in the composition root and
+passed down; nothing reads the environment at import time. A bad value stops start-up with
+:class:`ConfigError`, whose message names the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from medic.events import ActionKind
+
+_T = TypeVar("_T")
+_config_file: ContextVar[Path | None] = ContextVar("medic_config_file", default=None)
+
+
+class ConfigError(ValueError):
+    """Start-up refused: the message names every bad key and why."""
+
+
+class RepositoryConfig(BaseModel):
+    """Per-repository overrides; ``None`` means "inherit the global value"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    risk_threshold: int | None = Field(default=None, ge=0, le=10)
+    auto_remediate: bool | None = None
+    protected: bool | None = None
+    slack_channel: str | None = None
+    allowed_actions: tuple[ActionKind, ...] | None = None
+
+
+class RepositoryPolicy(BaseModel):
+    """The effective policy for one repository after overrides are applied."""
+
+    model_config = ConfigDict(frozen=True)
+
+    repository: str
+    risk_threshold: int
+    auto_remediate: bool
+    protected: bool
+    slack_channel: str
+    allowed_actions: tuple[ActionKind, ...]
+
+
+DEFAULT_AUTO_ACTIONS = (ActionKind.RERUN_FAILED_JOBS, ActionKind.RERUN_WORKFLOW, ActionKind.CLEAR_CACHE)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIC_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    # --- policy (the seed's keys) ---
+    risk_threshold: int = Field(default=4, ge=0, le=10)
+    """Auto-remediation is allowed only for risk at or below this value."""
+    protected_repositories: tuple[str, ...] = ()
+    slack_channels: dict[str, str] = Field(
+        default_factory=lambda: {"default": "#ci-medic", "approvals": "#ci-medic-approvals"}
+    )
+    approval_timeout_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    polling_interval_minutes: float = Field(default=5.0, gt=0, le=24 * 60)
+    repository_configs: dict[str, RepositoryConfig] = Field(default_factory=dict)
+    max_auto_attempts: int = Field(default=2, ge=1, le=10)
+    """A run already re-run this many times is not re-run again without a human."""
+
+    # --- infrastructure ---
+    nats_url: str | None = Field(default=None, validation_alias=AliasChoices("MEDIC_NATS_URL", "NATS_URL"))
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MEDIC_DATABASE_URL", "DATABASE_URL")
+    )
+    data_dir: Path = Path(".medic")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    stream_name: str = Field(default="MEDIC_EVENTS", pattern=r"^[A-Za-z0-9_-]+$")
+    subject_prefix: str = Field(default="medic", pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
+    db_schema: str = Field(default="medic", pattern=r"^[a-z_][a-z0-9_]*$")
+    max_deliver: int = Field(default=5, ge=1, le=100)
+
+    # --- outside world ---
+    github_api_url: str = "https://api.github.com"
+    github_token: SecretStr | None = None
+    github_webhook_secret: SecretStr | None = None
+    """Comma-separated: several secrets are accepted while one is being rotated."""
+    log_tail_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    verify_timeout_seconds: float = Field(default=600.0, gt=0)
+    """How long the executor waits for the re-run to finish before calling it failed."""
+    model_base_url: str | None = None
+    model_api_key: SecretStr | None = None
+    model_name: str = "gpt-4o-mini"
+    api_token: SecretStr | None = None
+    """When set, approve/reject over HTTP needs ``Authorization: Bearer <token>``."""
+
+    @field_validator("protected_repositories", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+    def webhook_secrets(self) -> tuple[str, ...]:
+        if self.github_webhook_secret is None:
+            return ()
+        raw = self.github_webhook_secret.get_secret_value()
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+    def policy_for(self, repository: str) -> RepositoryPolicy:
+        override = self.repository_configs.get(repository) or self.repository_configs.get(
+            repository.lower(), RepositoryConfig()
+        )
+        protected = repository.lower() in {r.lower() for r in self.protected_repositories}
+        return RepositoryPolicy(
+            repository=repository,
+            risk_threshold=_first(override.risk_threshold, self.risk_threshold),
+            auto_remediate=_first(override.auto_remediate, True),
+            protected=_first(override.protected, protected),
+            slack_channel=_first(override.slack_channel, self.slack_channels.get("default", "#ci-medic")),
+            allowed_actions=_first(override.allowed_actions, DEFAULT_AUTO_ACTIONS),
+        )
+
+
+def _first(value: _T | None, default: _T) -> _T:
+    return default if value is None else value
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Reads the file named by ``--config`` / ``MEDIC_CONFIG`` (``medic.toml`` if present)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ is used instead
+
+    def __call__(self) -> dict[str, Any]:
+        path = _config_file.get()
+        if path is None:
+            return {}
+        try:
+            with path.open("rb") as handle:
+                data = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        section = data.get("medic", data)
+        if not isinstance(section, dict):
+            raise ConfigError(f"config file {path}: [medic] must be a table")
+        return section
+
+
+def load_settings(
+    config_file: Path | None = None, environ_config: str | None = None, **overrides: Any
+) -> Settings:
+    """Build the settings: explicit overrides > environment > config file > defaults.
+
+    ``config_file`` is the ``--config`` flag; ``environ_config`` is ``MEDIC_CONFIG``.
+    Without either, ``./medic.toml`` is read when it exists.
+    """
+    path = config_file or (Path(environ_config) if environ_config else None)
+    if path is None and Path("medic.toml").is_file():
+        path = Path("medic.toml")
+    token = _config_file.set(path)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    finally:
+        _config_file.reset(token)

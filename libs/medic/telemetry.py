@@ -1,0 +1,92 @@
+"""Logging, tracing and the Prometheus metrics shared by every service.
+
+Traces follow one failure across services: the W3C ``traceparent`` travels in NATS
+message headers (:func:`inject_headers` / :func:`extract_context`). With
+``OTEL_EXPORTER_OTLP_ENDPOINT`` set, spans are exported over OTLP (Jaeger reads it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_PUBLISHED = Counter("medic_events_published_total", "Events published to the bus", ["event_type"])
+EVENTS_HANDLED = Counter(
+    "medic_events_handled_total", "Events handled by a service", ["service", "event_type", "outcome"]
+)
+HANDLER_SECONDS = Histogram(
+    "medic_handler_seconds",
+    "Time a service spends handling one event",
+    ["service", "event_type"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+DEAD_LETTERS = Counter("medic_dead_letters_total", "Events sent to the dead-letter subject", ["service"])
+CONSUMER_PENDING = Gauge(
+    "medic_consumer_pending", "Messages not yet delivered to a durable consumer (lag)", ["consumer"]
+)
+
+_configured = False
+
+
+def configure(service_name: str, *, level: str = "INFO", json_logs: bool | None = None) -> None:
+    """Set up structlog and the tracer provider once per process."""
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    as_json = json_logs if json_logs is not None else not sys.stderr.isatty()
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        cache_logger_on_first_use=True,
+    )
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        _add_otlp_exporter(provider)
+    trace.set_tracer_provider(provider)
+
+
+def _add_otlp_exporter(provider: TracerProvider) -> None:
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:  # pragma: no cover - optional exporter not installed
+        structlog.get_logger().warning("otlp_exporter_missing", hint="pip install ci-medic[otlp]")
+        return
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer("medic")
+
+
+def inject_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Add the current trace context (``traceparent``) to outgoing message headers."""
+    propagate.inject(headers)
+    return headers
+
+
+def extract_context(headers: Mapping[str, str] | None) -> otel_context.Context:
+    return propagate.extract(dict(headers or {}))
+
+
+def logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger(name)  # type: ignore[no-any-return]

@@ -1,0 +1,84 @@
+"""Fixtures: a real nats-server and a real PostgreSQL for the whole session.
+
+Order of preference: ``NATS_URL`` / ``DATABASE_URL`` when set; testcontainers when
+``MEDIC_TEST_CONTAINERS=1`` (needs Docker); otherwise the embedded servers from PyPI.
+Each test gets its own stream, subjects and database schema, so tests never share state.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from medic.bus import Bus, Topology
+from medic.embedded import EmbeddedNats, EmbeddedPostgres
+
+
+def _containers_wanted() -> bool:
+    return os.environ.get("MEDIC_TEST_CONTAINERS") == "1"
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if url := os.environ.get("NATS_URL"):
+        yield url
+        return
+    if _containers_wanted():
+        from testcontainers.core.container import DockerContainer
+
+        with DockerContainer("nats:2.10").with_command("-js").with_exposed_ports(4222) as container:
+            yield f"nats://{container.get_container_host_ip()}:{container.get_exposed_port(4222)}"
+        return
+    server = EmbeddedNats.start(tmp_path_factory.mktemp("nats"))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    if _containers_wanted():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver=None) as container:
+            yield container.get_connection_url()
+        return
+    server = EmbeddedPostgres.start(Path(tmp_path_factory.mktemp("pg")) / "data", delete_on_stop=True)
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def topology() -> Topology:
+    token = uuid.uuid4().hex[:10]
+    return Topology(stream=f"T_{token}", prefix=f"t{token}")
+
+
+@pytest.fixture
+async def bus(nats_url: str, topology: Topology) -> AsyncIterator[Bus]:
+    bus = await Bus.connect(nats_url, topology)
+    yield bus
+    for stream in (topology.stream, topology.dlq_stream):
+        try:
+            await bus.js.delete_stream(stream)
+        except Exception:  # noqa: S110 - the stream may never have been created
+            pass
+    await bus.close()
+
+
+@pytest.fixture
+async def db_schema(database_url: str) -> AsyncIterator[str]:
+    """A fresh, empty schema for one test; dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield schema
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
