@@ -272,9 +272,16 @@ class Subscription:
                 await slots.acquire()
                 task = asyncio.create_task(self._handle(msg))
                 self._inflight.add(task)
-                task.add_done_callback(lambda t: (self._inflight.discard(t), slots.release()))
+                task.add_done_callback(self._done_callback(slots))
         with contextlib.suppress(Exception):
             await psub.unsubscribe()
+
+    def _done_callback(self, slots: asyncio.Semaphore) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            self._inflight.discard(task)
+            slots.release()
+
+        return done
 
     async def _handle(self, msg: Msg) -> None:
         meta = msg.metadata

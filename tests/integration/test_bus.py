@@ -26,8 +26,8 @@ def failure(run_id: int = 1) -> FailureDetected:
     )
 
 
-async def wait_until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_until(predicate, within: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + within
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
@@ -70,7 +70,7 @@ async def test_raising_handler_is_redelivered_then_succeeds(bus: Bus) -> None:
     sub = bus.subscribe("svc", flaky, max_deliver=5)
     await sub.start()
     await bus.publish(failure())
-    await wait_until(lambda: len(attempts) >= 3, timeout=20)
+    await wait_until(lambda: len(attempts) >= 3, within=20)
     await asyncio.sleep(0.3)
     await sub.stop()
     assert attempts == [1, 2, 3]
@@ -155,7 +155,7 @@ async def test_replicas_share_one_durable_consumer(bus: Bus) -> None:
     await a.start()
     await b.start()
     await bus.publish_many([failure(i) for i in range(1, 41)])
-    await wait_until(lambda: len(by_replica["a"]) + len(by_replica["b"]) >= 40, timeout=20)
+    await wait_until(lambda: len(by_replica["a"]) + len(by_replica["b"]) >= 40, within=20)
     await asyncio.sleep(0.3)
     await a.stop()
     await b.stop()
