@@ -139,10 +139,10 @@ def _replace(match: Any) -> str:
     return bytes(match.group(0)).decode()  # unreachable: every alternative names its kind
 
 
-def redact(text: str) -> str:
-    """Return ``text`` with every recognised secret replaced by ``[REDACTED:<kind>]``."""
-    if not text:
-        return text
+_MAX_PASSES: Final = 6
+
+
+def _redact_once(text: str) -> str:
     data = text.encode("utf-8", "surrogatepass")
     pieces: list[str] = []
     end = 0
@@ -154,6 +154,23 @@ def redact(text: str) -> str:
         return text
     pieces.append(data[end:].decode("utf-8", "surrogatepass"))
     return "".join(pieces)
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every recognised secret replaced by ``[REDACTED:<kind>]``.
+
+    A marker can expose a neighbour (``AKIA…EXAMPLEghp_…``: the key id only ends at a word
+    boundary once the token beside it is gone), so passes repeat until nothing changes.
+    Each changing pass removes secret characters, so this ends; the cap is a safety net.
+    """
+    for _ in range(_MAX_PASSES):
+        if not text:
+            return text
+        redacted = _redact_once(text)
+        if redacted == text:
+            return text
+        text = redacted
+    return text
 
 
 def count_secrets(text: str) -> int:

@@ -1,0 +1,193 @@
+"""Secrets never leave the process: each kind, hostile input, and the invariants."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from medic.redact import MARKER_PREFIX, SECRET_KINDS, count_secrets, redact
+
+GHP = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+KEY_BLOCK = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+    "QyNTUxOQAAACDx\n"
+    "-----END OPENSSH PRIVATE KEY-----"
+)
+
+CASES: list[tuple[str, str, str]] = [
+    (f"token is {GHP} ok", GHP, "github_token"),
+    ("gho_" + "x" * 36, "gho_" + "x" * 36, "github_token"),
+    ("ghu_" + "Y" * 36, "ghu_" + "Y" * 36, "github_token"),
+    ("ghs_" + "z9" * 18, "ghs_" + "z9" * 18, "github_token"),
+    ("ghr_" + "a" * 40, "ghr_" + "a" * 40, "github_token"),
+    ("github_pat_11ABCDEFG0_" + "q" * 59, "github_pat_11ABCDEFG0_" + "q" * 59, "github_token"),
+    ("slack xoxb-1234567890-0987654321-AbCdEfGh", "xoxb-1234567890-0987654321-AbCdEfGh", "slack_token"),
+    ("xoxp-1111111111-abcdefghij", "xoxp-1111111111-abcdefghij", "slack_token"),
+    ("xoxa-2-abcdefghijkl", "xoxa-2-abcdefghijkl", "slack_token"),
+    ("xoxs-abcdefghij12", "xoxs-abcdefghij12", "slack_token"),
+    ("xapp-1-A0123-4567-abcdef", "xapp-1-A0123-4567-abcdef", "slack_token"),
+    ("id AKIAIOSFODNN7EXAMPLE here", "AKIAIOSFODNN7EXAMPLE", "aws_access_key_id"),
+    ("ASIAY34FZKBOKMUTVV7A", "ASIAY34FZKBOKMUTVV7A", "aws_access_key_id"),
+    (
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "aws_secret_access_key",
+    ),
+    (
+        'AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"',
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "aws_secret_access_key",
+    ),
+    (f"before\n{KEY_BLOCK}\nafter", "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ", "private_key"),
+    (f"id_token={JWT}", JWT, "token"),
+    (f"cookie {JWT}", JWT, "jwt"),
+    ("git clone https://bob:hunter2@github.com/o/r.git", "bob:hunter2", "url_credentials"),
+    ("postgres://app:s3cr3t!@db:5432/medic", "app:s3cr3t!", "url_credentials"),
+    ("password=hunter2", "hunter2", "password"),
+    ("DB_PASSWORD='correct horse'", "correct horse", "password"),
+    ('{"passwd": "p@ss w0rd"}', "p@ss w0rd", "password"),
+    ("passwd: letmein", "letmein", "password"),
+    ("client_secret=abc123def", "abc123def", "secret"),
+    ("NPM_TOKEN=npm_abcdef0123456789", "npm_abcdef0123456789", "token"),
+    ("api_key: sk-live-0123456789", "sk-live-0123456789", "api_key"),
+    ('"apiKey":"AIzaSyD-0123456789"', "AIzaSyD-0123456789", "api_key"),
+    ("Authorization: Bearer abc.def-ghi", "abc.def-ghi", "authorization"),
+    ("authorization: token 0123456789abcdef", "0123456789abcdef", "authorization"),
+    ("curl -H 'Authorization: Basic dXNlcjpwYXNz'", "dXNlcjpwYXNz", "authorization"),
+    ("sent Bearer abcdefghijklmnopqrstuvwxyz012345", "abcdefghijklmnopqrstuvwxyz012345", "bearer"),
+]
+
+
+@pytest.mark.parametrize(("text", "secret", "kind"), CASES, ids=[c[2] + str(i) for i, c in enumerate(CASES)])
+def test_each_secret_kind_is_replaced_by_its_marker(text: str, secret: str, kind: str) -> None:
+    out = redact(text)
+    assert secret not in out
+    assert f"[REDACTED:{kind}]" in out
+    assert kind in SECRET_KINDS
+
+
+def test_context_around_a_secret_is_kept() -> None:
+    out = redact("git clone https://bob:hunter2@github.com/o/r.git && echo done")
+    assert out == "git clone https://[REDACTED:url_credentials]@github.com/o/r.git && echo done"
+    assert redact("export DB_PASSWORD=x1; make") == "export DB_PASSWORD=[REDACTED:password]; make"
+
+
+def test_private_key_keeps_line_count_so_excerpt_numbers_still_match() -> None:
+    text = f"a\n{KEY_BLOCK}\nb"
+    out = redact(text)
+    assert out.count("\n") == text.count("\n")
+    assert out.splitlines()[0] == "a" and out.splitlines()[-1] == "b"
+
+
+def test_truncated_private_key_is_redacted_to_the_end() -> None:
+    out = redact("x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0123\nMIIEo")
+    assert "MIIE" not in out
+    assert out.startswith("x\n[REDACTED:private_key]")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ran 12 tests in 0.3s\nFAILED (failures=1)",
+        "AssertionError: assert 1 == 2",
+        "npm ERR! code ECONNRESET",
+        "token count: 42",
+        "the password prompt appeared",
+        "ghp_short",
+        "https://github.com/o/r/actions/runs/1",
+    ],
+)
+def test_ordinary_log_text_is_untouched(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_markers_are_not_redacted_again() -> None:
+    once = redact(f"password={GHP} {JWT} https://u:p@h Authorization: Bearer xyz0123456789abcdef")
+    assert redact(once) == once
+    assert count_secrets(once) == 0
+
+
+HOSTILE = [
+    "eyJ" * 700_000,
+    "eyJa." * 400_000,
+    "-----BEGIN PRIVATE KEY-----\n" * 80_000,
+    "password=" * 250_000,
+    "https://a:" * 250_000,
+    "ghp_" * 500_000,
+    "Bearer " * 300_000,
+    "a_token_" * 300_000,
+    "x" * 3_000_000,
+    ("DB_PASSWORD=hunter2 " + GHP + "\n") * 20_000,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=[t[:12] for t in HOSTILE])
+def test_hostile_multi_megabyte_input_is_linear(text: str) -> None:
+    started = time.perf_counter()
+    out = redact(text)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 3.0, f"{elapsed:.2f}s for {len(text)} chars"
+    assert count_secrets(out) == 0
+
+
+def test_realistic_ten_megabyte_log_is_fast() -> None:
+    line = "2024-05-01T12:00:00.1234567Z npm ERR! network request to https://registry.npmjs.org failed\n"
+    text = line * (10_000_000 // len(line)) + f"GITHUB_TOKEN={GHP}\n"
+    started = time.perf_counter()
+    out = redact(text)
+    assert time.perf_counter() - started < 1.0
+    assert GHP not in out and out.count(MARKER_PREFIX) == 1
+
+
+_fragments = st.sampled_from(
+    [
+        GHP,
+        JWT,
+        KEY_BLOCK,
+        "password=",
+        "token: ",
+        "'",
+        '"',
+        "Bearer ",
+        "Authorization: ",
+        "https://",
+        "u:p@",
+        "AKIAIOSFODNN7EXAMPLE",
+        "xoxb-0123456789",
+        "[REDACTED:token]",
+        "=",
+        ":",
+        "@",
+        "\n",
+        " ",
+        "-----END RSA PRIVATE KEY-----",
+    ]
+)
+_texts = st.lists(st.one_of(_fragments, st.text(max_size=12)), max_size=25).map("".join)
+_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_SETTINGS
+@given(_texts)
+def test_redact_is_idempotent(text: str) -> None:
+    once = redact(text)
+    assert redact(once) == once
+
+
+@_SETTINGS
+@given(_texts)
+def test_redact_never_increases_secret_looking_matches(text: str) -> None:
+    assert count_secrets(redact(text)) <= count_secrets(text)
+    assert count_secrets(redact(text)) == 0
+
+
+@_SETTINGS
+@given(st.text(max_size=200))
+def test_text_without_secrets_is_unchanged(text: str) -> None:
+    if count_secrets(text) == 0:
+        assert redact(text) == text
