@@ -54,6 +54,10 @@ class PermanentError(Exception):
     """A handler error that retrying cannot fix: the event goes straight to the dead letters."""
 
 
+class DecodeError(PermanentError):
+    """The message bytes are not what the consumer reads: dead-lettered at once, never retried."""
+
+
 @dataclass(frozen=True)
 class Topology:
     """Names of the stream and subjects; tests use a fresh one each so they never share state."""
@@ -178,14 +182,55 @@ class Bus:
         concurrency: int = 16,
         ack_wait_seconds: float = 30.0,
     ) -> Subscription:
+        """The service's durable consumer on the event stream (all events when no types given)."""
         unknown = set(event_types) - set(EVENT_TYPE_NAMES)
         if unknown:
             raise ValueError(f"unknown event types: {sorted(unknown)}")
+        t = self.topology
         return Subscription(
             bus=self,
             service=service,
             handler=handler,
-            event_types=tuple(event_types),
+            stream=t.stream,
+            subjects=tuple(t.subject(n) for n in event_types) or (t.events_wildcard,),
+            decode=decode_event,
+            max_deliver=max_deliver,
+            concurrency=concurrency,
+            ack_wait_seconds=ack_wait_seconds,
+        )
+
+    async def ensure_work_stream(self, name: str, subjects: Sequence[str]) -> None:
+        """A work-queue stream beside the event log (e.g. the monitor's webhook intake)."""
+        await self._ensure_stream(
+            js_api.StreamConfig(
+                name=name,
+                subjects=list(subjects),
+                storage=js_api.StorageType.FILE,
+                retention=js_api.RetentionPolicy.WORK_QUEUE,
+                duplicate_window=self.topology.duplicate_window_seconds,
+            )
+        )
+
+    def subscribe_work(
+        self,
+        service: str,
+        handler: Callable[[Any, Delivery], Awaitable[None]],
+        *,
+        stream: str,
+        subjects: Sequence[str],
+        decode: Callable[[bytes], Any],
+        max_deliver: int = 5,
+        concurrency: int = 16,
+        ack_wait_seconds: float = 30.0,
+    ) -> Subscription:
+        """A durable consumer on a work stream; ``decode`` raises ValueError on bad input."""
+        return Subscription(
+            bus=self,
+            service=service,
+            handler=handler,
+            stream=stream,
+            subjects=tuple(subjects),
+            decode=decode,
             max_deliver=max_deliver,
             concurrency=concurrency,
             ack_wait_seconds=ack_wait_seconds,
@@ -203,8 +248,10 @@ class Subscription:
 
     bus: Bus
     service: str
-    handler: Handler
-    event_types: tuple[str, ...]
+    handler: Callable[[Any, Delivery], Awaitable[None]]
+    stream: str
+    subjects: tuple[str, ...]
+    decode: Callable[[bytes], Any]
     max_deliver: int
     concurrency: int
     ack_wait_seconds: float
@@ -217,8 +264,7 @@ class Subscription:
         return self.service
 
     def _consumer_config(self) -> js_api.ConsumerConfig:
-        t = self.bus.topology
-        subjects = [t.subject(name) for name in self.event_types] or [t.events_wildcard]
+        subjects = list(self.subjects)
         return js_api.ConsumerConfig(
             durable_name=self.durable,
             ack_policy=js_api.AckPolicy.EXPLICIT,
@@ -232,7 +278,7 @@ class Subscription:
 
     async def start(self) -> None:
         js = self.bus.js
-        stream = self.bus.topology.stream
+        stream = self.stream
         config = self._consumer_config()
         try:
             await js.add_consumer(stream, config)
@@ -290,14 +336,14 @@ class Subscription:
         started = perf_counter()
         error: BaseException | None = None
         try:
-            event = decode_event(msg.data)
-            event_type = event.event_type
+            item = self.decode(msg.data)
+            event_type = str(getattr(item, "event_type", event_type))
             with tracer().start_as_current_span(
                 f"{self.service} handle {event_type}",
                 context=extract_context(msg.headers),
-                attributes={"medic.failure_id": event.failure_id, "medic.event_id": event.event_id},
+                attributes={"medic.failure_id": str(getattr(item, "failure_id", ""))},
             ):
-                await self.handler(event, delivery)
+                await self.handler(item, delivery)
         except Exception as exc:
             error = exc
         finally:

@@ -178,12 +178,15 @@ class GateDecidedPayload(Frozen):
     risk_threshold: int = Field(ge=0, le=10)
     action: ProposedAction
     repository: str
+    run_id: int
+    run_attempt: int = Field(ge=1)
 
 
 class ApprovalRequestedPayload(Frozen):
     approval_id: str
     action: ProposedAction
     repository: str
+    run_id: int
     reasons: tuple[str, ...] = ()
     expires_at: datetime
 
@@ -191,6 +194,10 @@ class ApprovalRequestedPayload(Frozen):
 class ApprovalGrantedPayload(Frozen):
     approval_id: str
     approver: str
+    action: ProposedAction
+    """What was approved, so the executor needs nothing but this event."""
+    repository: str
+    run_id: int
     comment: str = ""
 
 

@@ -1,0 +1,181 @@
+"""How a service lives: start, serve health and metrics over HTTP, drain on SIGTERM, stop.
+
+A :class:`Service` is domain wiring: the events it consumes, the handler, an optional
+HTTP router, and start/stop hooks for background work. :class:`ServiceHost` runs one
+service (``medic service <name>``, one per Kubernetes pod) or all of them in one process
+(``medic run``) behind one HTTP port, with ``/healthz``, ``/readyz`` and ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from medic.bus import Bus, Delivery, Subscription
+from medic.config import Settings
+from medic.events import Event
+from medic.telemetry import logger
+
+log = logger(__name__)
+
+
+class Service:
+    """Base for the seven services. Subclasses set ``name`` and ``consumes``."""
+
+    name: ClassVar[str]
+    consumes: ClassVar[tuple[str, ...] | None] = None
+    """Event types this service's durable consumer reads; ``()`` means all, ``None`` none."""
+    concurrency: ClassVar[int] = 16
+
+    def router(self) -> APIRouter | None:
+        return None
+
+    async def handle(self, event: Event, delivery: Delivery) -> None:
+        raise NotImplementedError(f"{self.name} consumes events but has no handler")
+
+    async def start(self) -> None:
+        """Start background work (timers, pollers). Called before the consumer starts."""
+
+    async def stop(self) -> None:
+        """Stop background work. Called after the consumer has drained."""
+
+    def ready(self) -> bool:
+        return True
+
+
+@dataclass
+class ServiceHost:
+    settings: Settings
+    bus: Bus
+    services: Sequence[Service]
+    mounts: dict[str, Any] = field(default_factory=dict)
+    """Extra ASGI apps by path prefix (the sandboxes under ``medic run``)."""
+    _subscriptions: list[Subscription] = field(default_factory=list)
+    _started: bool = False
+
+    def app(self) -> FastAPI:
+        app = FastAPI(title="ci-medic", version="0.1.0")
+        for service in self.services:
+            router = service.router()
+            if router is not None:
+                app.include_router(router)
+
+        @app.get("/healthz", tags=["operations"])
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @app.get("/readyz", tags=["operations"])
+        async def readyz() -> JSONResponse:
+            checks = self.readiness()
+            status = 200 if all(checks.values()) else 503
+            return JSONResponse({"ready": status == 200, "checks": checks}, status_code=status)
+
+        @app.get("/metrics", tags=["operations"], include_in_schema=False)
+        async def metrics() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+        for prefix, sub_app in self.mounts.items():
+            app.mount(prefix, sub_app)
+        return app
+
+    def readiness(self) -> dict[str, bool]:
+        checks = {"nats": self.bus.nc.is_connected, "started": self._started}
+        for sub in self._subscriptions:
+            checks[f"consumer:{sub.service}"] = sub.running
+        for service in self.services:
+            checks[f"service:{service.name}"] = service.ready()
+        return checks
+
+    async def start(self) -> None:
+        for service in self.services:
+            await service.start()
+        for service in self.services:
+            if service.consumes is None:
+                continue
+            sub = self.bus.subscribe(
+                service.name,
+                service.handle,
+                event_types=service.consumes,
+                max_deliver=self.settings.max_deliver,
+                concurrency=service.concurrency,
+            )
+            await sub.start()
+            self._subscriptions.append(sub)
+        self._started = True
+        log.info("services_started", services=[s.name for s in self.services])
+
+    async def stop(self) -> None:
+        """Drain every consumer (in-flight handlers finish and ack), then stop the services."""
+        self._started = False
+        await asyncio.gather(*(sub.stop() for sub in self._subscriptions), return_exceptions=True)
+        self._subscriptions.clear()
+        for service in reversed(self.services):
+            with contextlib.suppress(Exception):
+                await service.stop()
+        log.info("services_stopped")
+
+    async def serve(self, *, host: str, port: int, stop: asyncio.Event | None = None) -> None:
+        """Serve HTTP until SIGTERM/SIGINT (or ``stop``), then drain and stop."""
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        server = HttpServer(self.app(), host=host, port=port)
+        await server.start()
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            log.info("draining")
+            await self.stop()
+            await server.stop()
+
+
+class _QuietServer(uvicorn.Server):
+    """Uvicorn without its own signal handling: the host decides when to stop and drains first."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class HttpServer:
+    """Uvicorn serving an ASGI app on a port, started and stopped from async code."""
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = _QuietServer(
+            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("HTTP server stopped during start-up")
+            await asyncio.sleep(0.01)
+
+    @property
+    def port(self) -> int:
+        sockets = self._server.servers[0].sockets
+        return int(sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task
