@@ -1,0 +1,316 @@
+"""HTTP surface of the sandbox GitHub: the REST paths ci-medic calls, plus ``/_sandbox`` controls.
+
+Served alone or mounted under a prefix; every URL handed out (redirects, ``Link``, ``url``
+fields) is built from the incoming request and its ``root_path``, so it works in both setups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Body, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from medic.sandbox import github_payloads as payloads
+from medic.sandbox.github_limits import RATE_LIMIT_DOCS, parse_credential
+from medic.sandbox.github_payloads import Links
+from medic.sandbox.github_store import Job, Repository, Run
+
+if TYPE_CHECKING:
+    from medic.sandbox.github import SandboxGitHub
+
+CONTROL_PREFIX = "/_sandbox"
+LOG_URL_TTL_SECONDS = 60
+JOB_STATUSES = {"requested", "in_progress", "completed", "queued", "waiting", "pending"}
+
+
+def route_path(request: Request) -> str:
+    """The path inside this app, whether it is served alone or mounted under a prefix."""
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def links_for(request: Request) -> Links:
+    root: str = request.scope.get("root_path", "")
+    return Links(api=f"{request.url.scheme}://{request.url.netloc}{root}".rstrip("/"))
+
+
+def github_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"message": message, "documentation_url": "https://docs.github.com/rest", "status": str(status)}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _page(items: list[Any], per_page: int, page: int) -> list[Any]:
+    start = (page - 1) * per_page
+    return items[start : start + per_page]
+
+
+def _link_header(request: Request, total: int, per_page: int, page: int) -> dict[str, str]:
+    last = max((total + per_page - 1) // per_page, 1)
+    if last == 1:
+        return {}
+    base = links_for(request).api + route_path(request)
+    parts = []
+    if page < last:
+        parts += [f'<{base}?per_page={per_page}&page={page + 1}>; rel="next"']
+        parts += [f'<{base}?per_page={per_page}&page={last}>; rel="last"']
+    if page > 1:
+        parts += [f'<{base}?per_page={per_page}&page=1>; rel="first"']
+        parts += [f'<{base}?per_page={per_page}&page={page - 1}>; rel="prev"']
+    return {"Link": ", ".join(parts)}
+
+
+def build_app(sandbox: SandboxGitHub) -> FastAPI:
+    app = FastAPI(title="sandbox GitHub", docs_url=None, redoc_url=None, openapi_url=None)
+    store = sandbox.store
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return github_error(exc.status_code, "Not Found" if exc.status_code == 404 else str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return github_error(422, "Validation Failed")
+
+    @app.middleware("http")
+    async def _rate_limit_and_faults(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if route_path(request).startswith(CONTROL_PREFIX):
+            return await call_next(request)
+        valid, token = parse_credential(request.headers.get("authorization"))
+        if not valid:
+            return github_error(401, "Bad credentials")
+        window = sandbox.budget.window(token)
+        free = route_path(request) == "/rate_limit"
+        if (reset := sandbox.modes.exhausted_reset()) is not None and not free:
+            headers = window.headers(exhausted=True) | {"x-ratelimit-reset": str(reset)}
+            body = {
+                "message": "API rate limit exceeded for user ID 583231.",
+                "documentation_url": RATE_LIMIT_DOCS,
+            }
+            return JSONResponse(body, status_code=403, headers=headers)
+        if not free and window.remaining == 0:
+            body = {"message": "API rate limit exceeded.", "documentation_url": RATE_LIMIT_DOCS}
+            return JSONResponse(body, status_code=403, headers=window.headers())
+        if not free and (status := sandbox.modes.take_server_error()) is not None:
+            window.used += 1
+            if status == 502:
+                return Response(
+                    "<html><body><h1>502 Bad Gateway</h1></body></html>",
+                    502,
+                    window.headers(),
+                    media_type="text/html",
+                )
+            return github_error(503, "Service Unavailable", window.headers())
+        response = await call_next(request)
+        if not free and response.status_code != 304:
+            window.used += 1  # conditional requests answered 304 are free, as on GitHub
+        response.headers.update(window.headers())
+        return response
+
+    def repository_or_none(owner: str, repo: str) -> Repository | None:
+        return store.find_repository(owner, repo)
+
+    def run_or_none(owner: str, repo: str, run_id: int) -> Run | None:
+        found = repository_or_none(owner, repo)
+        run = store.runs.get(run_id)
+        return run if found is not None and run is not None and run.repository is found else None
+
+    def job_or_none(owner: str, repo: str, job_id: int) -> tuple[Run, Job] | None:
+        job = store.jobs.get(job_id)
+        run = None if job is None else run_or_none(owner, repo, job.run_id)
+        return None if job is None or run is None else (run, job)
+
+    @app.get("/repos/{owner}/{repo}/actions/runs")
+    async def list_runs(
+        request: Request,
+        owner: str,
+        repo: str,
+        status: str | None = None,
+        branch: str | None = None,
+        head_sha: str | None = None,
+        per_page: Annotated[int, Query(ge=1, le=100)] = 30,
+        page: Annotated[int, Query(ge=1)] = 1,
+    ) -> Response:
+        found = repository_or_none(owner, repo)
+        if found is None:
+            return github_error(404, "Not Found")
+        runs = store.runs_of(found)
+        if status in JOB_STATUSES:
+            runs = [run for run in runs if run.latest.status == status]
+        elif status:
+            runs = [run for run in runs if run.latest.conclusion == status]
+        runs = [run for run in runs if branch in (None, run.head_branch) and head_sha in (None, run.head_sha)]
+        links = links_for(request)
+        items = [payloads.workflow_run(run, run.latest, links) for run in _page(runs, per_page, page)]
+        body = json.dumps({"total_count": len(runs), "workflow_runs": items}).encode()
+        etag = 'W/"' + hashlib.sha256(body).hexdigest()[:40] + '"'
+        headers = {
+            "ETag": etag,
+            "Cache-Control": "private, max-age=60, s-maxage=60",
+            "Vary": "Accept, Authorization",
+        }
+        headers |= _link_header(request, len(runs), per_page, page)
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json; charset=utf-8", headers=headers)
+
+    @app.get("/repos/{owner}/{repo}/actions/runs/{run_id}")
+    async def get_run(request: Request, owner: str, repo: str, run_id: int) -> Response:
+        run = run_or_none(owner, repo, run_id)
+        if run is None:
+            return github_error(404, "Not Found")
+        return JSONResponse(payloads.workflow_run(run, run.latest, links_for(request)))
+
+    @app.get("/repos/{owner}/{repo}/actions/runs/{run_id}/jobs")
+    async def list_jobs(
+        request: Request,
+        owner: str,
+        repo: str,
+        run_id: int,
+        filter: str = "latest",
+        per_page: Annotated[int, Query(ge=1, le=100)] = 30,
+        page: Annotated[int, Query(ge=1)] = 1,
+    ) -> Response:
+        run = run_or_none(owner, repo, run_id)
+        if run is None or filter not in {"latest", "all"}:
+            return github_error(
+                404 if run is None else 422, "Not Found" if run is None else "Validation Failed"
+            )
+        if filter == "latest":
+            jobs = list(run.latest.jobs)
+        else:
+            seen: dict[int, Job] = {}
+            for attempt in run.attempts:
+                seen.update({job.id: store.jobs.get(job.id, job) for job in attempt.jobs})
+            jobs = list(seen.values())
+        links = links_for(request)
+        body = {
+            "total_count": len(jobs),
+            "jobs": [payloads.job(j, run, links) for j in _page(jobs, per_page, page)],
+        }
+        return JSONResponse(body, headers=_link_header(request, len(jobs), per_page, page))
+
+    @app.get("/repos/{owner}/{repo}/actions/jobs/{job_id}")
+    async def get_job(request: Request, owner: str, repo: str, job_id: int) -> Response:
+        found = job_or_none(owner, repo, job_id)
+        if found is None:
+            return github_error(404, "Not Found")
+        return JSONResponse(payloads.job(found[1], found[0], links_for(request)))
+
+    @app.get("/repos/{owner}/{repo}/actions/jobs/{job_id}/logs")
+    async def job_logs(request: Request, owner: str, repo: str, job_id: int) -> Response:
+        found = job_or_none(owner, repo, job_id)
+        if found is None or found[1].log is None:
+            return github_error(404, "Not Found")
+        expires = int(time.time()) + LOG_URL_TTL_SECONDS
+        signature = sandbox.sign_log_url(job_id, expires)
+        location = (
+            f"{links_for(request).api}{CONTROL_PREFIX}/logs/{job_id}?expires={expires}&signature={signature}"
+        )
+        return Response(status_code=302, headers={"Location": location})
+
+    @app.post("/repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs", status_code=201)
+    async def rerun_failed_jobs(request: Request, owner: str, repo: str, run_id: int) -> Response:
+        return await _rerun(request, owner, repo, run_id, failed_only=True)
+
+    @app.post("/repos/{owner}/{repo}/actions/runs/{run_id}/rerun", status_code=201)
+    async def rerun(request: Request, owner: str, repo: str, run_id: int) -> Response:
+        return await _rerun(request, owner, repo, run_id, failed_only=False)
+
+    async def _rerun(request: Request, owner: str, repo: str, run_id: int, *, failed_only: bool) -> Response:
+        run = run_or_none(owner, repo, run_id)
+        if run is None:
+            return github_error(404, "Not Found")
+        if run.latest.status != "completed":
+            return github_error(403, "This workflow run is not completed and cannot be re-run.")
+        if failed_only and run.latest.conclusion == "success":
+            return github_error(403, "This workflow run has no failed jobs to re-run.")
+        sandbox.start_rerun(run, failed_only=failed_only, links=links_for(request))
+        return JSONResponse({}, status_code=201)
+
+    @app.delete("/repos/{owner}/{repo}/actions/caches")
+    async def delete_caches(owner: str, repo: str, key: str, ref: str | None = None) -> Response:
+        found = repository_or_none(owner, repo)
+        deleted = [] if found is None else store.delete_caches(found, key, ref)
+        if not deleted:
+            return github_error(404, "Not Found")
+        caches = [
+            {
+                "id": c.id,
+                "ref": c.ref,
+                "key": c.key,
+                "version": hashlib.sha256(c.key.encode()).hexdigest(),
+                "last_accessed_at": payloads.iso(c.created_at),
+                "created_at": payloads.iso(c.created_at),
+                "size_in_bytes": c.size_in_bytes,
+            }
+            for c in deleted
+        ]
+        return JSONResponse({"total_count": len(caches), "actions_caches": caches})
+
+    @app.get("/rate_limit")
+    async def rate_limit(request: Request) -> Response:
+        _, token = parse_credential(request.headers.get("authorization"))
+        window = sandbox.budget.window(token)
+        core = {
+            "limit": window.limit,
+            "remaining": window.remaining,
+            "reset": window.reset,
+            "used": window.used,
+        }
+        other = {"limit": 30, "remaining": 30, "reset": int(time.time()) + 60, "used": 0}
+        resources = {"core": core, "search": other, "graphql": core | {"used": 0, "remaining": window.limit}}
+        return JSONResponse({"resources": resources, "rate": core})
+
+    _control_routes(app, sandbox)
+    return app
+
+
+def _control_routes(app: FastAPI, sandbox: SandboxGitHub) -> None:
+    @app.get(CONTROL_PREFIX + "/logs/{job_id}")
+    async def download_log(job_id: int, expires: int, signature: str) -> Response:
+        expected = sandbox.sign_log_url(job_id, expires)
+        job = sandbox.store.jobs.get(job_id)
+        if (
+            not hmac.compare_digest(expected, signature)
+            or expires < time.time()
+            or job is None
+            or job.log is None
+        ):
+            return Response("AuthenticationFailed: Server failed to authenticate the request.", 403)
+        chunks: Iterator[bytes] = job.log()
+        return StreamingResponse(chunks, media_type="text/plain")
+
+    @app.post(CONTROL_PREFIX + "/simulate")
+    async def simulate(request: Request, spec: Annotated[dict[str, Any], Body()]) -> Response:
+        failures = int(spec.get("failures", 1))
+        repositories = spec.get("repositories") or None
+        names = spec.get("scenarios") or None
+        if failures < 0 or failures > 10_000:
+            return github_error(422, "failures must be between 0 and 10000")
+        try:
+            created = sandbox.simulate(
+                failures, repositories=repositories, scenarios=names, links=links_for(request)
+            )
+        except ValueError as exc:
+            return github_error(422, str(exc))
+        return JSONResponse({"failures": created})
+
+    @app.post(CONTROL_PREFIX + "/modes")
+    async def modes(spec: Annotated[dict[str, Any], Body()]) -> Response:
+        sandbox.set_modes(spec)
+        return JSONResponse(sandbox.describe_modes())
+
+    @app.get(CONTROL_PREFIX + "/state")
+    async def state() -> Response:
+        return JSONResponse(sandbox.describe_state())
