@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy libs services
+	$(BIN)/mypy -p medic
 
 proto: $(STAMP)
 	$(BIN)/medic proto

@@ -158,6 +158,10 @@ class ExcerptLine(Frozen):
 
 
 class AnalysisCompletedPayload(Frozen):
+    repository: str
+    run_id: int
+    run_attempt: int = Field(ge=1)
+    """Carried from FailureDetected so the gate decides from this event alone."""
     category: Category
     risk: int = Field(ge=0, le=10)
     confidence: float = Field(ge=0.0, le=1.0)

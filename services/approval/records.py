@@ -1,0 +1,61 @@
+"""Approval records and their only legal transitions: pending -> granted | rejected | expired."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from medic.events import FAILURE_NAMESPACE, ProposedAction
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    GRANTED = "granted"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class ApprovalConflict(Exception):
+    """The approval is not pending any more (decided, expired) or was decided concurrently."""
+
+
+class ApprovalRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    approval_id: str
+    failure_id: str
+    repository: str
+    run_id: int
+    action: ProposedAction
+    reasons: tuple[str, ...] = ()
+    requested_at: datetime
+    expires_at: datetime
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    note: str = ""
+    published: bool = False
+    """Whether the decision event is on the bus; a crash in between is reconciled at start."""
+
+    def decide(self, status: ApprovalStatus, *, by: str, at: datetime, note: str = "") -> ApprovalRecord:
+        if self.status is not ApprovalStatus.PENDING:
+            raise ApprovalConflict(f"approval {self.approval_id} is already {self.status.value}")
+        if status is not ApprovalStatus.EXPIRED and at >= self.expires_at:
+            raise ApprovalConflict(f"approval {self.approval_id} expired at {self.expires_at.isoformat()}")
+        return self.model_copy(update={"status": status, "decided_by": by, "decided_at": at, "note": note})
+
+
+def approval_id_for(gate_event_id: str) -> str:
+    return str(uuid.uuid5(FAILURE_NAMESPACE, f"approval/{gate_event_id}"))
+
+
+class DecisionRequest(BaseModel):
+    """Body of approve/reject over HTTP; the approver's name is shown, never interpreted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approver: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    comment: str = Field(default="", max_length=2000)

@@ -1,0 +1,131 @@
+"""Monitor wiring: the GitHub webhook endpoint, the intake stream, FailureDetected out."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter
+
+from medic.bus import Bus, Delivery, Subscription
+from medic.config import Settings
+from medic.github.client import GitHubClient
+from medic.runtime import Service
+from medic.services.monitor import signature
+from medic.services.monitor.details import failed_jobs, failure_detected
+from medic.services.monitor.intake import RunToInspect, decode_run
+from medic.services.monitor.webhooks import Ignored, WebhookRejected, interpret
+from medic.telemetry import logger
+
+log = logger(__name__)
+
+WEBHOOKS = Counter("medic_webhooks_total", "GitHub webhook deliveries by outcome", ["event", "outcome"])
+DETECTIONS = Counter("medic_failures_detected_total", "FailureDetected events published", ["source"])
+MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
+
+
+class MonitorService(Service):
+    name = "monitor"
+    consumes = None  # reads its own intake stream, not the event log
+
+    def __init__(self, *, settings: Settings, bus: Bus, github: GitHubClient) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.github = github
+        self.intake_stream = f"{bus.topology.stream}_INTAKE"
+        self.intake_subject = f"{bus.topology.prefix}.intake.github"
+        self._intake: Subscription | None = None
+
+    async def start(self) -> None:
+        await self.bus.ensure_work_stream(self.intake_stream, [self.intake_subject])
+        self._intake = self.bus.subscribe_work(
+            "monitor-intake",
+            self._inspect,
+            stream=self.intake_stream,
+            subjects=[self.intake_subject],
+            decode=decode_run,
+            max_deliver=self.settings.max_deliver,
+            concurrency=8,
+            ack_wait_seconds=60,
+        )
+        await self._intake.start()
+
+    async def stop(self) -> None:
+        if self._intake is not None:
+            await self._intake.stop()
+
+    def ready(self) -> bool:
+        return self._intake is not None and self._intake.running
+
+    async def record(self, run: RunToInspect) -> bool:
+        """Put a run on the intake stream; False when it was already recorded (a duplicate)."""
+        ack = await self.bus.js.publish(
+            self.intake_subject,
+            run.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": run.dedup_key},
+            stream=self.intake_stream,
+        )
+        return not ack.duplicate
+
+    async def _inspect(self, run: RunToInspect, delivery: Delivery) -> None:
+        jobs = await failed_jobs(self.github, run, log_tail_bytes=self.settings.log_tail_bytes)
+        await delivery.in_progress()
+        event = failure_detected(run, jobs)
+        ack = await self.bus.publish(event)
+        if not ack.duplicate:
+            DETECTIONS.labels(run.source).inc()
+            log.info("failure_detected", failure_id=event.failure_id, repository=run.repository)
+
+    def router(self) -> APIRouter:
+        router = APIRouter(tags=["monitor"])
+
+        @router.post("/webhooks/github", status_code=202)
+        async def github_webhook(
+            request: Request,
+            x_github_event: Annotated[str | None, Header()] = None,
+            x_hub_signature_256: Annotated[str | None, Header()] = None,
+            x_github_delivery: Annotated[str | None, Header()] = None,
+        ) -> JSONResponse:
+            body = await _read_capped(request)
+            event_name = x_github_event or ""
+            if not signature.verify(body, x_hub_signature_256, self.settings.webhook_secrets()):
+                WEBHOOKS.labels(event_name or "unknown", "bad_signature").inc()
+                raise HTTPException(401, "missing or invalid X-Hub-Signature-256")
+            if not event_name:
+                raise HTTPException(400, "missing X-GitHub-Event header")
+            try:
+                payload = json.loads(body)
+            except ValueError as exc:
+                WEBHOOKS.labels(event_name, "malformed").inc()
+                raise HTTPException(400, f"body is not JSON: {exc}") from None
+            try:
+                outcome = interpret(event_name, payload, x_github_delivery)
+            except WebhookRejected as exc:
+                WEBHOOKS.labels(event_name, "malformed").inc()
+                raise HTTPException(400, str(exc)) from None
+            if isinstance(outcome, Ignored):
+                WEBHOOKS.labels(event_name, "ignored").inc()
+                return JSONResponse({"status": "ignored", "reason": outcome.reason}, status_code=200)
+            fresh = await self.record(outcome)
+            WEBHOOKS.labels(event_name, "recorded" if fresh else "duplicate").inc()
+            return JSONResponse(
+                {"status": "recorded" if fresh else "duplicate", "run": outcome.dedup_key}, status_code=202
+            )
+
+        return router
+
+
+async def _read_capped(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
+        raise HTTPException(413, f"webhook body over {MAX_WEBHOOK_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_WEBHOOK_BYTES:
+            raise HTTPException(413, f"webhook body over {MAX_WEBHOOK_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,105 @@
+"""Reading GitHub webhook payloads: which deliveries are failures worth inspecting.
+
+Payloads are parsed into small models of just the fields we use; everything in them
+(branch names, commit messages) is data from strangers and only ever stored or shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from medic.services.monitor.intake import RunToInspect
+
+FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "startup_failure"})
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Login(_Loose):
+    login: str = ""
+
+
+class _Commit(_Loose):
+    message: str = ""
+
+
+class _PullRequest(_Loose):
+    number: int
+
+
+class _Repository(_Loose):
+    full_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+class _WorkflowRun(_Loose):
+    id: int
+    run_attempt: int = Field(default=1, ge=1)
+    name: str | None = None
+    path: str = ""
+    event: str = ""
+    status: str | None = None
+    conclusion: str | None = None
+    head_branch: str | None = None
+    head_sha: str = ""
+    head_commit: _Commit | None = None
+    actor: _Login | None = None
+    pull_requests: list[_PullRequest] = Field(default_factory=list)
+    html_url: str = ""
+    run_started_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class WorkflowRunEvent(_Loose):
+    action: str
+    workflow_run: _WorkflowRun
+    repository: _Repository
+
+
+class WebhookRejected(ValueError):
+    """The delivery is malformed; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class Ignored:
+    reason: str
+
+
+def interpret(event_name: str, payload: object, delivery_id: str | None) -> RunToInspect | Ignored:
+    if event_name == "ping":
+        return Ignored("ping")
+    if event_name != "workflow_run":
+        return Ignored(f"event {event_name!r} is not watched")
+    try:
+        parsed = WorkflowRunEvent.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        raise WebhookRejected(f"malformed workflow_run payload: {problems}") from None
+    run = parsed.workflow_run
+    if parsed.action != "completed":
+        return Ignored(f"action {parsed.action!r}")
+    if run.conclusion not in FAILED_CONCLUSIONS:
+        return Ignored(f"conclusion {run.conclusion!r}")
+    return RunToInspect(
+        repository=parsed.repository.full_name,
+        run_id=run.id,
+        run_attempt=run.run_attempt,
+        workflow_name=run.name or run.path or "workflow",
+        workflow_path=run.path,
+        event=run.event,
+        branch=run.head_branch or "",
+        head_sha=run.head_sha,
+        commit_message=run.head_commit.message if run.head_commit else "",
+        actor=run.actor.login if run.actor else "",
+        pull_requests=tuple(pr.number for pr in run.pull_requests),
+        html_url=run.html_url,
+        conclusion=run.conclusion or "failure",
+        run_started_at=run.run_started_at,
+        updated_at=run.updated_at,
+        source="webhook",
+        delivery_id=delivery_id,
+    )
