@@ -1,0 +1,214 @@
+"""The model's second opinion, combined so that it can only make ci-medic more careful.
+
+Called only when the rules are not confident. The model reads attacker-controlled
+text, so its answer is advice, never authority:
+
+- risk: ``max(rules floor, model risk)``; a fooled model saying "risk 0" changes nothing;
+- category: the model's, only when the rules said ``unknown`` or the model is more confident;
+- action: one of the typed :class:`ActionKind` values, and never more autonomy than the
+  rules allowed; for an unknown failure it stays ``none`` unless the model is at least
+  0.8 confident in ``rerun_failed_jobs`` (the one action that cannot change code or state);
+- model unavailable: the rules' answer, with risk +2 and confidence halved, so the gate
+  leans towards asking a human.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from medic.events import (
+    ActionKind,
+    AnalysisCompletedPayload,
+    AnalysisMethod,
+    Category,
+    ExcerptLine,
+    ProposedAction,
+)
+from medic.llm.client import ModelClient, ModelUnavailable
+from medic.llm.schema import ModelVerdict, RulesHint
+
+UNKNOWN_RERUN_MIN_CONFIDENCE: Final = 0.8
+UNAVAILABLE_RISK_PENALTY: Final = 2
+UNAVAILABLE_CONFIDENCE_FACTOR: Final = 0.5
+UNAVAILABLE_NOTE: Final = "model unavailable"
+NO_MODEL_NOTE: Final = "no model configured"
+
+AUTONOMY: Final[dict[ActionKind, int]] = {
+    ActionKind.NONE: 0,
+    ActionKind.RERUN_FAILED_JOBS: 1,
+    ActionKind.RERUN_WORKFLOW: 2,
+    ActionKind.CLEAR_CACHE: 3,
+    ActionKind.OPEN_FIX_PR: 4,
+}
+"""How much an action does without a human: reruns repeat work, a cache clear changes
+state, a fix PR changes code. Unknown kinds rank highest, so they are never allowed in."""
+
+
+class LogAnalysisLike(Protocol):
+    """What the rules engine's result offers; any frozen model or dataclass with these fits."""
+
+    @property
+    def category(self) -> Category: ...
+    @property
+    def risk(self) -> int: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def retryable(self) -> bool: ...
+    @property
+    def proposed_action(self) -> ProposedAction: ...
+    @property
+    def matched_rules(self) -> Sequence[str]: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def excerpt(self) -> Sequence[ExcerptLine]: ...
+    @property
+    def fingerprint(self) -> str: ...
+
+
+class RefinedAnalysis(BaseModel):
+    """The analysis after the model path, ready to become ``AnalysisCompleted``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    category: Category
+    risk: int = Field(ge=0, le=10)
+    confidence: float = Field(ge=0.0, le=1.0)
+    retryable: bool
+    proposed_action: ProposedAction
+    matched_rules: tuple[str, ...]
+    summary: str
+    excerpt: tuple[ExcerptLine, ...]
+    fingerprint: str
+    method: AnalysisMethod
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+
+    def to_payload(self, *, repository: str, run_id: int, run_attempt: int) -> AnalysisCompletedPayload:
+        """The event payload; where the failure happened comes from ``FailureDetected``."""
+        return AnalysisCompletedPayload(
+            repository=repository,
+            run_id=run_id,
+            run_attempt=run_attempt,
+            category=self.category,
+            risk=self.risk,
+            confidence=self.confidence,
+            proposed_action=self.proposed_action,
+            method=self.method,
+            fingerprint=self.fingerprint,
+            summary=self.summary,
+            retryable=self.retryable,
+            matched_rules=self.matched_rules,
+            excerpt=self.excerpt,
+        )
+
+
+def _autonomy(kind: ActionKind) -> int:
+    return AUTONOMY.get(kind, max(AUTONOMY.values()) + 1)
+
+
+def _clamp_risk(value: int) -> int:
+    return min(10, max(0, value))
+
+
+def rules_only(rules: LogAnalysisLike, *, note: str = "") -> RefinedAnalysis:
+    """The rules' answer unchanged (apart from an optional note in the summary)."""
+    summary = f"{rules.summary} ({note})" if note and rules.summary else (note or rules.summary)
+    return RefinedAnalysis(
+        category=rules.category,
+        risk=_clamp_risk(rules.risk),
+        confidence=min(1.0, max(0.0, rules.confidence)),
+        retryable=rules.retryable,
+        proposed_action=rules.proposed_action,
+        matched_rules=tuple(rules.matched_rules),
+        summary=summary,
+        excerpt=tuple(rules.excerpt),
+        fingerprint=rules.fingerprint,
+        method=AnalysisMethod.RULES,
+    )
+
+
+def model_unavailable(rules: LogAnalysisLike) -> RefinedAnalysis:
+    """No second opinion: be more careful than the rules alone would be."""
+    base = rules_only(rules, note=UNAVAILABLE_NOTE)
+    return base.model_copy(
+        update={
+            "risk": _clamp_risk(base.risk + UNAVAILABLE_RISK_PENALTY),
+            "confidence": base.confidence * UNAVAILABLE_CONFIDENCE_FACTOR,
+        }
+    )
+
+
+def _combined_action(rules: LogAnalysisLike, verdict: ModelVerdict) -> ProposedAction:
+    allowed = rules.proposed_action
+    if rules.category is Category.UNKNOWN:
+        confident_rerun = (
+            verdict.action is ActionKind.RERUN_FAILED_JOBS
+            and verdict.confidence >= UNKNOWN_RERUN_MIN_CONFIDENCE
+        )
+        return ProposedAction(kind=ActionKind.RERUN_FAILED_JOBS if confident_rerun else ActionKind.NONE)
+    if verdict.action is allowed.kind:
+        return allowed  # keeps the rules' parameters (e.g. the cache key)
+    if _autonomy(verdict.action) >= _autonomy(allowed.kind):
+        return allowed  # the model cannot buy more autonomy than the rules granted
+    if verdict.action is ActionKind.CLEAR_CACHE:
+        return ProposedAction(kind=ActionKind.NONE)  # no rules-given cache key: a human decides
+    return ProposedAction(kind=verdict.action)  # a step back towards a human is always fine
+
+
+def combine(rules: LogAnalysisLike, verdict: ModelVerdict) -> RefinedAnalysis:
+    """Merge the model's verdict into the rules' result; see the module docstring."""
+    model_wins = rules.category is Category.UNKNOWN or verdict.confidence > rules.confidence
+    category = verdict.category if model_wins and verdict.category is not Category.UNKNOWN else rules.category
+    confidence = verdict.confidence if category is verdict.category and model_wins else rules.confidence
+    summary = verdict.summary or rules.summary
+    if verdict.risk < rules.risk:
+        summary = f"{summary} (model suggested risk {verdict.risk}; the rules floor {rules.risk} holds)"
+    return RefinedAnalysis(
+        category=category,
+        risk=_clamp_risk(max(rules.risk, verdict.risk)),
+        confidence=min(1.0, max(0.0, confidence)),
+        retryable=rules.retryable,
+        proposed_action=_combined_action(rules, verdict),
+        matched_rules=tuple(rules.matched_rules),
+        summary=summary,
+        excerpt=tuple(rules.excerpt),
+        fingerprint=rules.fingerprint,
+        method=AnalysisMethod.MODEL,
+        prompt_tokens=verdict.prompt_tokens,
+        completion_tokens=verdict.completion_tokens,
+    )
+
+
+def rules_hint(rules: LogAnalysisLike) -> RulesHint:
+    return RulesHint(
+        category=rules.category,
+        risk=_clamp_risk(rules.risk),
+        confidence=min(1.0, max(0.0, rules.confidence)),
+        matched_rules=tuple(rules.matched_rules),
+        proposed_action=rules.proposed_action.kind,
+    )
+
+
+async def refine_with_model(
+    rules_result: LogAnalysisLike, *, client: ModelClient | None, confidence_threshold: float
+) -> RefinedAnalysis:
+    """Ask the model when the rules are unsure; otherwise (or without a model) keep the rules.
+
+    Without a configured model the rules' answer stands as it is (with a note): the
+    penalty of :func:`model_unavailable` is for a model that should have answered and
+    did not, a sign that something is wrong right now.
+    """
+    if rules_result.confidence >= confidence_threshold and rules_result.category is not Category.UNKNOWN:
+        return rules_only(rules_result)
+    if client is None:
+        return rules_only(rules_result, note=NO_MODEL_NOTE)
+    try:
+        verdict = await client.classify(excerpt=rules_result.excerpt, rules_hint=rules_hint(rules_result))
+    except ModelUnavailable:
+        return model_unavailable(rules_result)
+    return combine(rules_result, verdict)
