@@ -1,0 +1,391 @@
+"""The GitHub Actions client ci-medic's monitor and executor use.
+
+githubkit builds the requests (paths, parameters, auth, API version header); this class maps
+GitHub's JSON onto our own small models and adds what the services need around it: bounded
+retries (stamina) on 5xx, timeouts and connection errors, GitHub's rate-limit rules, Prometheus
+metrics, and a small error hierarchy. One pooled httpx transport is shared by every call
+(githubkit opens a short-lived client per request when not used as a context manager, which
+would otherwise defeat connection reuse).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from functools import partial
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+import stamina
+from githubkit import GitHub, TokenAuthStrategy, UnauthAuthStrategy
+from githubkit.exception import RequestError, RequestFailed, RequestTimeout
+from githubkit.utils import UNSET
+
+from medic.github.errors import GitHubError, GitHubUnavailable, NotFound, RateLimitExhausted
+from medic.github.logs import LogTail
+from medic.github.models import Job, JobLog, RunsPage, WorkflowRun
+from medic.github.ratelimit import observe, observe_failure, rate_limit_wait
+
+T = TypeVar("T")
+
+FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "cancelled", "startup_failure"})
+"""Job and step conclusions that mean "this is where it broke" (a timeout cancels its step)."""
+
+RETRY_ATTEMPTS = 6
+
+
+class _Transient(Exception):
+    """Retry me: a 5xx answer or a transport failure."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _RateLimited(Exception):
+    """Retry me after exactly ``seconds`` (stamina's backoff hook returns that)."""
+
+    def __init__(self, seconds: float, reset_at: datetime | None, status: int) -> None:
+        super().__init__(f"rate limited for {seconds:.1f}s")
+        self.seconds, self.reset_at, self.status = seconds, reset_at, status
+
+
+def _backoff(exc: Exception) -> bool | float:
+    if isinstance(exc, _RateLimited):
+        return exc.seconds
+    return isinstance(exc, _Transient)
+
+
+class _SharedTransport(httpx.AsyncBaseTransport):
+    """Lets githubkit's per-request clients reuse our pool; only the owner closes it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _split(repository: str) -> tuple[str, str]:
+    owner, _, name = repository.partition("/")
+    if not owner or not name or "/" in name:
+        raise ValueError(f"repository must be 'owner/name', got {repository!r}")
+    return owner, name
+
+
+def _unset_to_none(value: Any) -> Any:
+    return None if value is UNSET else value
+
+
+class GitHubClient:
+    def __init__(
+        self,
+        *,
+        base_url: str = "https://api.github.com",
+        token: str | None = None,
+        timeout: float = 10.0,
+        max_retry_seconds: float = 30.0,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self._max_retry_seconds = max_retry_seconds
+        self._transport = httpx.AsyncHTTPTransport(retries=0)
+        shared = _SharedTransport(self._transport)
+        auth = TokenAuthStrategy(token) if token else UnauthAuthStrategy()
+        self._kit: GitHub[Any] = GitHub(
+            auth,
+            base_url=self._base_url,
+            timeout=timeout,
+            async_transport=shared,
+            http_cache=False,
+            auto_retry=False,
+            user_agent="ci-medic",
+        )
+        self._http = httpx.AsyncClient(
+            transport=shared,
+            timeout=timeout,
+            headers={"User-Agent": "ci-medic", "X-GitHub-Api-Version": "2022-11-28"},
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # --- runs and jobs ---------------------------------------------------------------------
+
+    async def get_run(self, repository: str, run_id: int) -> WorkflowRun:
+        owner, repo = _split(repository)
+        response = await self._call(
+            "GET /repos/{owner}/{repo}/actions/runs/{run_id}",
+            lambda: self._kit.rest.actions.async_get_workflow_run(owner, repo, run_id),
+        )
+        return _run_from_json(response.raw_response.json())
+
+    async def list_runs(
+        self, repository: str, *, status: str | None = None, etag: str | None = None
+    ) -> RunsPage:
+        """The newest page of runs; with ``etag`` an unchanged list answers ``not_modified`` for free."""
+        owner, repo = _split(repository)
+        headers = {"If-None-Match": etag} if etag else None
+        response = await self._call(
+            "GET /repos/{owner}/{repo}/actions/runs",
+            lambda: self._kit.rest.actions.async_list_workflow_runs_for_repo(
+                owner,
+                repo,
+                status=status if status is not None else UNSET,  # type: ignore[arg-type]
+                per_page=100,
+                headers=headers,
+            ),
+        )
+        new_etag = response.headers.get("etag", etag)
+        if response.status_code == 304:
+            return RunsPage(runs=(), etag=new_etag, not_modified=True)
+        runs = response.raw_response.json().get("workflow_runs", [])
+        return RunsPage(runs=tuple(_run_from_json(run) for run in runs), etag=new_etag)
+
+    async def list_failed_jobs(self, repository: str, run_id: int) -> list[Job]:
+        """Failed jobs of the latest attempt, each with the names of the steps that broke."""
+        owner, repo = _split(repository)
+        jobs: list[Job] = []
+        page = 1
+        while True:
+            response = await self._call(
+                "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
+                partial(
+                    self._kit.rest.actions.async_list_jobs_for_workflow_run,
+                    owner, repo, run_id, filter_="latest", per_page=100, page=page,
+                ),
+            )  # fmt: skip
+            body = response.raw_response.json()
+            batch = body.get("jobs", [])
+            jobs += [_job_from_json(job) for job in batch]
+            if len(batch) < 100 or len(jobs) >= int(body.get("total_count", 0)):
+                break
+            page += 1
+        return [job for job in jobs if job.conclusion in FAILED_CONCLUSIONS]
+
+    # --- logs ------------------------------------------------------------------------------
+
+    async def fetch_job_log(
+        self, repository: str, job_id: int, *, max_bytes: int = 2 * 1024 * 1024
+    ) -> JobLog:
+        """Stream a job log and keep its tail; a missing or expired log is a reason, not an error.
+
+        Uses httpx directly rather than githubkit: githubkit only keeps a streamed body readable
+        while its task-local client is open, and its redirect following would hand our token
+        to the log storage host. We take the 302 ourselves and fetch the pre-signed URL bare.
+        """
+        owner, repo = _split(repository)
+        route = "GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs"
+        url = f"{self._base_url}/repos/{owner}/{repo}/actions/jobs/{job_id}/logs"
+        try:
+            redirect = await self._call(route, lambda: self._get(url, auth=True), raw=lambda r: r)
+        except NotFound:
+            return JobLog(
+                text="", unavailable_reason="log not found (404): expired, deleted or never written"
+            )
+        except RateLimitExhausted:
+            raise
+        except GitHubError as exc:
+            if exc.status in (403, 410):
+                return JobLog(text="", unavailable_reason=f"log not available ({exc.status})")
+            raise
+        location = redirect.headers.get("location")
+        if redirect.status_code not in (301, 302, 303, 307, 308) or not location:
+            return JobLog(
+                text="", unavailable_reason=f"unexpected answer {redirect.status_code} instead of a redirect"
+            )
+        target = str(redirect.url.join(location))
+
+        async def download() -> LogTail:
+            tail = LogTail(max_bytes)
+            async with self._http.stream("GET", target) as response:
+                observe("GET job-log-download", response)
+                if response.status_code >= 500:
+                    raise _Transient(f"log download answered {response.status_code}", response.status_code)
+                if response.status_code >= 400:
+                    raise GitHubError(
+                        "log download URL refused", status=response.status_code, route="log-download"
+                    )
+                async for chunk in response.aiter_bytes():
+                    tail.feed(chunk)
+            return tail
+
+        try:
+            tail = await self._retrying("GET job-log-download", download)
+        except GitHubError as exc:
+            if exc.status is not None and 400 <= exc.status < 500:
+                return JobLog(text="", unavailable_reason=f"log download refused ({exc.status})")
+            raise
+        text, dropped = tail.text()
+        return JobLog(text=text, total_bytes=tail.total_bytes, dropped_bytes=dropped)
+
+    async def _get(self, url: str, *, auth: bool) -> httpx.Response:
+        headers = {"Accept": "application/vnd.github+json"}
+        if auth and self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        response = await self._http.get(url, headers=headers, follow_redirects=False)
+        return response
+
+    # --- actions ---------------------------------------------------------------------------
+
+    async def rerun_failed_jobs(self, repository: str, run_id: int) -> None:
+        owner, repo = _split(repository)
+        await self._call(
+            "POST /repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs",
+            lambda: self._kit.rest.actions.async_re_run_workflow_failed_jobs(owner, repo, run_id),
+        )
+
+    async def rerun_workflow(self, repository: str, run_id: int) -> None:
+        owner, repo = _split(repository)
+        await self._call(
+            "POST /repos/{owner}/{repo}/actions/runs/{run_id}/rerun",
+            lambda: self._kit.rest.actions.async_re_run_workflow(owner, repo, run_id),
+        )
+
+    async def delete_caches(self, repository: str, key: str) -> int:
+        """Delete every cache with this key; returns how many went (0 when none matched)."""
+        owner, repo = _split(repository)
+        try:
+            response = await self._call(
+                "DELETE /repos/{owner}/{repo}/actions/caches",
+                lambda: self._kit.rest.actions.async_delete_actions_cache_by_key(owner, repo, key=key),
+            )
+        except NotFound:
+            return 0
+        return int(response.raw_response.json().get("total_count", 0))
+
+    # --- the one place that turns HTTP outcomes into retries and errors --------------------
+
+    async def _call(
+        self,
+        route: str,
+        send: Callable[[], Awaitable[T]],
+        raw: Callable[[T], httpx.Response] = lambda r: r.raw_response,  # type: ignore[attr-defined]
+    ) -> T:
+        started = time.monotonic()
+
+        async def once() -> T:
+            try:
+                result = await send()
+            except RequestFailed as exc:
+                response = exc.response.raw_response
+                observe(route, response)
+                self._raise_for(route, response, started)
+                raise GitHubError(
+                    f"{route} answered {response.status_code}", status=response.status_code
+                ) from exc
+            except RequestTimeout as exc:
+                observe_failure(route)
+                raise _Transient(f"{route} timed out") from exc
+            except RequestError as exc:
+                observe_failure(route)
+                raise _Transient(f"{route} failed: {exc.exc!r}") from exc
+            except httpx.TransportError as exc:
+                observe_failure(route)
+                raise _Transient(f"{route} failed: {exc!r}") from exc
+            response = raw(result)
+            observe(route, response)
+            if response.status_code >= 400:
+                self._raise_for(route, response, started)
+            return result
+
+        return await self._retrying(route, once)
+
+    async def _retrying(self, route: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
+        try:
+            async for attempt in stamina.retry_context(
+                on=_backoff,
+                attempts=RETRY_ATTEMPTS,
+                timeout=self._max_retry_seconds,
+                wait_initial=0.2,
+                wait_max=5.0,
+                wait_jitter=0.2,
+            ):
+                with attempt:
+                    return await attempt_once()
+        except _RateLimited as exc:
+            message = f"{route}: rate limit still exhausted after waiting"
+            raise RateLimitExhausted(message, reset_at=exc.reset_at, status=exc.status, route=route) from exc
+        except _Transient as exc:
+            raise GitHubUnavailable(str(exc), status=exc.status, route=route) from exc
+        except httpx.TransportError as exc:
+            raise GitHubUnavailable(f"{route} failed: {exc!r}", route=route) from exc
+        raise AssertionError("stamina yielded no attempt")  # pragma: no cover
+
+    def _raise_for(self, route: str, response: httpx.Response, started: float) -> None:
+        status = response.status_code
+        if status >= 500:
+            raise _Transient(f"{route} answered {status}", status)
+        wait = rate_limit_wait(response)
+        if wait is not None:
+            elapsed = time.monotonic() - started
+            if elapsed + wait.seconds > self._max_retry_seconds:
+                raise RateLimitExhausted(
+                    f"{route}: {wait.reason}, reset in {wait.seconds:.0f}s exceeds the retry budget",
+                    reset_at=wait.reset_at, status=status, route=route,
+                )  # fmt: skip
+            raise _RateLimited(wait.seconds, wait.reset_at, status)
+        message = _error_message(response)
+        if status == 404:
+            raise NotFound(f"{route}: {message}", status=status, route=route)
+        raise GitHubError(f"{route} answered {status}: {message}", status=status, route=route)
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except (ValueError, httpx.ResponseNotRead):
+        return response.reason_phrase
+    return (
+        str(body.get("message", response.reason_phrase)) if isinstance(body, dict) else response.reason_phrase
+    )
+
+
+def _run_from_json(run: dict[str, Any]) -> WorkflowRun:
+    head_commit = run.get("head_commit") or {}
+    return WorkflowRun(
+        id=run["id"],
+        run_attempt=run.get("run_attempt") or 1,
+        name=run.get("name") or "",
+        path=run.get("path") or "",
+        event=run.get("event") or "",
+        status=run.get("status"),
+        conclusion=run.get("conclusion"),
+        head_branch=run.get("head_branch") or "",
+        head_sha=run.get("head_sha") or "",
+        head_commit_message=head_commit.get("message") or "",
+        actor_login=(run.get("actor") or {}).get("login", ""),
+        pull_request_numbers=tuple(pr["number"] for pr in run.get("pull_requests") or []),
+        html_url=run.get("html_url") or "",
+        run_started_at=run.get("run_started_at"),
+        created_at=run["created_at"],
+        updated_at=run["updated_at"],
+        repository=(run.get("repository") or {}).get("full_name", ""),
+    )
+
+
+def _job_from_json(job: dict[str, Any]) -> Job:
+    steps = job.get("steps") or []
+    return Job(
+        id=job["id"],
+        name=job.get("name") or "",
+        status=job.get("status") or "",
+        conclusion=job.get("conclusion"),
+        failed_steps=tuple(step["name"] for step in steps if step.get("conclusion") in FAILED_CONCLUSIONS),
+        run_attempt=job.get("run_attempt") or 1,
+        html_url=job.get("html_url"),
+    )
