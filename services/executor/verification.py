@@ -1,0 +1,39 @@
+"""A remediation counts as done only when CI is green again: wait for the new run attempt."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from medic.github.client import GitHubClient
+
+
+@dataclass(frozen=True)
+class Verdict:
+    green: bool
+    attempt: int | None
+    detail: str
+
+
+async def wait_for_new_attempt(
+    github: GitHubClient,
+    repository: str,
+    run_id: int,
+    *,
+    after_attempt: int,
+    within_seconds: float,
+    heartbeat: Callable[[], Awaitable[None]],
+) -> Verdict:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_seconds
+    pause = 0.25
+    while loop.time() < deadline:
+        run = await github.get_run(repository, run_id)
+        if run.run_attempt > after_attempt and run.status == "completed":
+            green = run.conclusion == "success"
+            return Verdict(green, run.run_attempt, f"attempt {run.run_attempt} concluded {run.conclusion}")
+        await heartbeat()
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 10.0)
+    return Verdict(False, None, f"no finished attempt after {after_attempt} within {within_seconds:.0f}s")
