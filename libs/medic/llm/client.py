@@ -98,6 +98,8 @@ class ModelClient:
         """
         if max_attempts < 1 or total_timeout <= 0 or timeout <= 0:
             raise ValueError("max_attempts >= 1, timeout > 0 and total_timeout > 0 are required")
+        if not api_key.strip():
+            raise ValueError("an api_key is required (any non-empty value for the sandbox model)")
         self._openai = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
         self.model = model
         self._max_attempts = max_attempts
