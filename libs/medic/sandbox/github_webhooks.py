@@ -80,7 +80,10 @@ class WebhookSender:
     async def _deliver_all(self, batch: list[Delivery]) -> None:
         async with httpx.AsyncClient(timeout=10.0) as client:
             for delivery in batch:
-                await self._deliver(client, delivery)
+                try:
+                    await self._deliver(client, delivery)
+                except Exception:  # a broken delivery must never take the sandbox down
+                    log.exception("sandbox_webhook_delivery_crashed", guid=delivery.guid)
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
         assert self.url is not None
@@ -109,7 +112,7 @@ class WebhookSender:
         log.warning(
             "sandbox_webhook_delivery_failed",
             guid=delivery.guid,
-            event=delivery.event,
+            webhook_event=delivery.event,
             status=record.status,
             error=record.error,
         )
