@@ -1,0 +1,74 @@
+"""The projector: reads every event and keeps the audit trail and failure views in Postgres.
+
+Wiring only. Mapping lives in :mod:`.projection`, SQL in :mod:`.store` and :mod:`.queries`,
+HTTP in :mod:`.api`. Start-up migrates the schema (refusing a changed released migration)
+before the consumer delivers the first event.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import asyncpg
+from fastapi import APIRouter
+
+from medic.bus import Delivery
+from medic.config import Settings
+from medic.db import connect_pool
+from medic.events import Event
+from medic.runtime import Service
+from medic.telemetry import logger
+
+from .api import build_router
+from .instruments import PROJECTED_EVENTS, PROJECTION_BATCH, PROJECTION_LAG
+from .migrations import migrate
+from .store import CONSUMER, apply_events
+
+log = logger(__name__)
+
+
+class ProjectorService(Service):
+    name: ClassVar[str] = CONSUMER
+    consumes: ClassVar[tuple[str, ...] | None] = ()
+    concurrency: ClassVar[int] = 8
+
+    def __init__(self, *, database_url: str, schema: str = "medic", pool_size: int = 10) -> None:
+        self.database_url = database_url
+        self.schema = schema
+        self.pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProjectorService:
+        if not settings.database_url:
+            raise ValueError("the projector needs a database: set DATABASE_URL")
+        return cls(database_url=settings.database_url, schema=settings.db_schema)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the projector is not started")
+        return self._pool
+
+    async def start(self) -> None:
+        self._pool = await connect_pool(self.database_url, self.schema, max_size=self.pool_size)
+        applied = await migrate(self._pool)
+        log.info("projector_started", schema=self.schema, migrations_applied=applied)
+
+    async def stop(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    def ready(self) -> bool:
+        return self._pool is not None
+
+    async def handle(self, event: Event, delivery: Delivery) -> None:
+        async with self.pool.acquire() as conn:
+            applied = await apply_events(conn, [(event, delivery.stream_seq)])
+        PROJECTED_EVENTS.labels("applied" if applied else "duplicate").inc()
+        PROJECTION_BATCH.observe(1)
+        PROJECTION_LAG.set(delivery.msg.metadata.num_pending or 0)
+
+    def router(self) -> APIRouter:
+        return build_router(lambda: self.pool)

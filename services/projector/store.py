@@ -1,0 +1,168 @@
+"""Applying projections to PostgreSQL: tracking row, audit chain and failures in one transaction.
+
+The tracking row (consumer, event_id) is written first; an event already tracked is
+skipped, so a redelivered or replayed event changes nothing the second time. Audit rows
+are appended under the chain-head row lock, which serialises the chain across handlers
+and replicas. Failure upserts are order-tolerant (see :mod:`.projection`), so a batch may
+group them by statement shape instead of applying them one by one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from medic.db import Conn
+from medic.events import Event
+
+from .chain import row_hash
+from .projection import FailureChange, Projection, project
+
+CONSUMER = "projector"
+_COPY_THRESHOLD = 16
+"""Below this many rows an INSERT is cheaper than setting up a COPY."""
+
+_AUDIT_COLUMNS = (
+    "id",
+    "event_id",
+    "occurred_at",
+    "actor",
+    "action",
+    "outcome",
+    "failure_id",
+    "repository",
+    "details",
+    "prev_hash",
+    "row_hash",
+)
+
+_TRACK = """
+INSERT INTO projector_tracking (consumer, event_id, stream_seq, event_type, occurred_at)
+SELECT $1, e.id, e.seq, e.type, e.at
+FROM unnest($2::text[], $3::bigint[], $4::text[], $5::timestamptz[]) AS e(id, seq, type, at)
+ON CONFLICT (consumer, event_id) DO NOTHING
+RETURNING event_id
+"""
+
+
+async def apply_events(conn: Conn, items: Sequence[tuple[Event, int]], *, consumer: str = CONSUMER) -> int:
+    """Apply ``(event, stream_seq)`` pairs in one transaction; return how many were new."""
+    unique: dict[str, tuple[Event, int]] = {}
+    for event, seq in items:
+        unique.setdefault(event.event_id, (event, seq))
+    async with conn.transaction():
+        rows = await conn.fetch(
+            _TRACK,
+            consumer,
+            list(unique),
+            [seq for _, seq in unique.values()],
+            [e.event_type for e, _ in unique.values()],
+            [e.occurred_at for e, _ in unique.values()],
+        )
+        fresh = {r["event_id"] for r in rows}
+        projections = [project(e) for e, _ in unique.values() if e.event_id in fresh]
+        if not projections:
+            return 0
+        await _append_audit(conn, projections)
+        await _upsert_failures(conn, [p.failure for p in projections])
+    return len(projections)
+
+
+async def _append_audit(conn: Conn, projections: Sequence[Projection]) -> None:
+    head = await conn.fetchrow("SELECT last_id, last_hash FROM audit_chain_head FOR UPDATE")
+    if head is None:
+        raise RuntimeError("audit_chain_head is empty: the schema was not migrated")
+    last_id, last_hash = int(head["last_id"]), str(head["last_hash"])
+    records: list[tuple[Any, ...]] = []
+    for p in projections:
+        a = p.audit
+        last_id += 1
+        content: dict[str, Any] = {
+            "id": last_id,
+            "event_id": a.event_id,
+            "occurred_at": a.occurred_at,
+            "actor": a.actor,
+            "action": a.action,
+            "outcome": a.outcome,
+            "failure_id": a.failure_id,
+            "repository": a.repository,
+            "details": a.details,
+        }
+        digest = row_hash(last_hash, **content)
+        records.append((*content.values(), last_hash, digest))
+        last_hash = digest
+    if len(records) >= _COPY_THRESHOLD:
+        await conn.copy_records_to_table("audit_log", records=records, columns=_AUDIT_COLUMNS)
+    else:
+        placeholders = ", ".join(f"${i}" for i in range(1, len(_AUDIT_COLUMNS) + 1))
+        await conn.executemany(
+            f"INSERT INTO audit_log ({', '.join(_AUDIT_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608 - fixed names
+            records,
+        )
+    await conn.execute("UPDATE audit_chain_head SET last_id = $1, last_hash = $2", last_id, last_hash)
+
+
+async def _upsert_failures(conn: Conn, changes: Sequence[FailureChange]) -> None:
+    by_shape: dict[tuple[str, tuple[str, ...], tuple[str, ...], bool], list[FailureChange]] = defaultdict(
+        list
+    )
+    for change in changes:
+        by_shape[change.shape].append(change)
+    for shape, group in by_shape.items():
+        sql = _upsert_sql(*shape)
+        await conn.executemany(sql, [_upsert_args(c) for c in group])
+
+
+def _upsert_args(c: FailureChange) -> tuple[Any, ...]:
+    settle = (c.occurred_at,) if c.settles and c.stage != "settled_at" else ()
+    return (
+        c.failure_id,
+        c.state.value,
+        c.rank,
+        c.occurred_at,
+        c.event_id,
+        c.stage_at,
+        *c.fields.values(),
+        *c.identity.values(),
+        *settle,
+    )
+
+
+@lru_cache(maxsize=64)
+def _upsert_sql(stage: str, fields: tuple[str, ...], identity: tuple[str, ...], settles: bool) -> str:
+    """One upsert per change shape; column names come from :mod:`.projection`, never from input."""
+    settle = ("settled_at",) if settles and stage != "settled_at" else ()
+    columns = (
+        "failure_id",
+        "state",
+        "state_rank",
+        "state_at",
+        "state_event_id",
+        stage,
+        *fields,
+        *identity,
+        *settle,
+    )
+    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    newer = (
+        "(EXCLUDED.state_rank, EXCLUDED.state_at, EXCLUDED.state_event_id)"
+        " > (f.state_rank, f.state_at, f.state_event_id)"
+    )
+    latest = f"(f.{stage} IS NULL OR EXCLUDED.{stage} >= f.{stage})"
+    sets = [f"{c} = CASE WHEN {newer} THEN EXCLUDED.{c} ELSE f.{c} END" for c in columns[1:5]]
+    sets += [
+        "first_seen_at = LEAST(f.first_seen_at, EXCLUDED.first_seen_at)",
+        "last_event_at = GREATEST(f.last_event_at, EXCLUDED.last_event_at)",
+        "event_count = f.event_count + 1",
+        f"{stage} = GREATEST(f.{stage}, EXCLUDED.{stage})",
+    ]
+    sets += [f"{c} = CASE WHEN {latest} THEN EXCLUDED.{c} ELSE f.{c} END" for c in fields]
+    sets += [f"{c} = COALESCE(f.{c}, EXCLUDED.{c})" for c in identity if c not in fields]
+    sets += [f"{c} = GREATEST(f.{c}, EXCLUDED.{c})" for c in settle]
+    return (
+        f"INSERT INTO failures AS f ({', '.join(columns)}, first_seen_at, last_event_at)"  # noqa: S608 - fixed names
+        f" VALUES ({values}, $4, $4)"
+        f" ON CONFLICT (failure_id) DO UPDATE SET {', '.join(sets)}"
+    )
