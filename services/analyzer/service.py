@@ -1,0 +1,71 @@
+"""Analyzer wiring: FailureDetected in; rules first, cache, then the model; AnalysisCompleted out."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+from medic.bus import Bus, Delivery
+from medic.events import AnalysisCompleted, Event, FailureDetected, derive_event_id
+from medic.llm.client import ModelClient
+from medic.runtime import Service
+from medic.services.analyzer.cache import AnalysisCache
+from medic.services.analyzer.classify import analyze_failure, is_confident
+from medic.services.analyzer.model_path import RefinedAnalysis, refine_with_model, rules_only
+from medic.services.analyzer.rules import KnowledgeBase
+
+ANALYSES = Counter("medic_analyses_total", "Analyses by method and category", ["method", "category"])
+CONFIDENCE_THRESHOLD = 0.7
+
+
+class AnalyzerService(Service):
+    name = "analyzer"
+    consumes = ("FailureDetected",)
+    concurrency = 4  # CPU-bound scanning; more would only queue on two cores
+
+    def __init__(self, *, bus: Bus, knowledge_base: KnowledgeBase, model: ModelClient | None) -> None:
+        self.bus = bus
+        self.knowledge_base = knowledge_base
+        self.model = model
+        self._cache: AnalysisCache | None = None
+
+    async def start(self) -> None:
+        self._cache = await AnalysisCache.open(self.bus.js, f"{self.bus.topology.stream}_analysis_cache")
+
+    def ready(self) -> bool:
+        return self._cache is not None
+
+    async def handle(self, event: Event, delivery: Delivery) -> None:
+        if not isinstance(event, FailureDetected):
+            return
+        failure = event.payload
+        rules = analyze_failure(failure.failed_jobs, knowledge_base=self.knowledge_base, history=failure.history)
+        result = await self._refine(rules)
+        ack = await self.bus.publish(
+            AnalysisCompleted(
+                event_id=derive_event_id(event.event_id, "AnalysisCompleted", event.occurred_at),
+                failure_id=event.failure_id,
+                causation_id=event.event_id,
+                actor=self.name,
+                payload=result.to_payload(
+                    repository=failure.repository, run_id=failure.run_id, run_attempt=failure.run_attempt
+                ),
+            )
+        )
+        if not ack.duplicate:
+            ANALYSES.labels(result.method.value, result.category.value).inc()
+
+    async def _refine(self, rules: object) -> RefinedAnalysis:
+        if is_confident(rules, threshold=CONFIDENCE_THRESHOLD):  # type: ignore[arg-type]
+            return rules_only(rules)  # type: ignore[arg-type]
+        assert self._cache is not None
+        cached = await self._cache.get(rules.fingerprint)  # type: ignore[attr-defined]
+        if cached is not None:
+            return cached
+        refined = await refine_with_model(
+            rules,  # type: ignore[arg-type]
+            client=self.model,
+            confidence_threshold=CONFIDENCE_THRESHOLD,
+        )
+        if refined.method.value == "model":
+            await self._cache.put(refined)
+        return refined

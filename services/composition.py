@@ -1,0 +1,182 @@
+"""The composition root: the one place that knows every service and builds them from settings.
+
+``medic run`` (everything in one process, embedded servers and sandboxes when nothing is
+configured) and ``medic service <name>`` (one service, as Kubernetes runs it) both come here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from medic.bus import Bus, Topology
+from medic.config import Settings
+from medic.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from medic.github.client import GitHubClient
+from medic.llm.client import ModelClient
+from medic.runtime import Service, ServiceHost
+
+SERVICE_NAMES = ("monitor", "analyzer", "safety-gate", "executor", "approval", "notifier", "projector")
+SANDBOX_GITHUB_PREFIX = "/sandbox/github"
+SANDBOX_MODEL_PREFIX = "/sandbox/openai"
+
+
+@dataclass
+class Infrastructure:
+    """Where NATS and PostgreSQL are, and the embedded servers to stop when we leave."""
+
+    nats_url: str
+    database_url: str
+    started: list[EmbeddedNats | EmbeddedPostgres] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for server in reversed(self.started):
+            with contextlib.suppress(Exception):
+                server.stop()
+
+
+def start_infrastructure(settings: Settings, data_dir: Path) -> Infrastructure:
+    """Use ``NATS_URL`` / ``DATABASE_URL`` when set, else start the real servers from PyPI."""
+    started: list[EmbeddedNats | EmbeddedPostgres] = []
+    try:
+        nats_url = settings.nats_url
+        if nats_url is None:
+            port = 4222 if _port_free(4222) else free_port()
+            nats = EmbeddedNats.start(data_dir.resolve() / "nats", port=port)
+            started.append(nats)
+            nats_url = nats.url
+        database_url = settings.database_url
+        if database_url is None:
+            pg = EmbeddedPostgres.start(data_dir.resolve() / "postgres")
+            started.append(pg)
+            database_url = pg.url
+    except Exception:
+        Infrastructure("", "", started).stop()
+        raise
+    return Infrastructure(nats_url, database_url, started)
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def webhook_secret(settings: Settings, data_dir: Path) -> str:
+    """The configured secret, or one generated once for the sandbox and kept in the data dir."""
+    configured = settings.webhook_secrets()
+    if configured:
+        return configured[0]
+    path = data_dir / "webhook-secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(24)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret
+
+
+@dataclass
+class Parts:
+    """Shared clients handed to the services; closed together."""
+
+    bus: Bus
+    github: GitHubClient
+    model: ModelClient | None
+    pool: asyncpg.Pool | None
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for close in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+
+
+@contextlib.asynccontextmanager
+async def open_parts(settings: Settings, *, need_db: bool) -> AsyncIterator[Parts]:
+    if settings.nats_url is None:
+        raise RuntimeError("NATS_URL is not set")
+    bus = await Bus.connect(
+        settings.nats_url, Topology(stream=settings.stream_name, prefix=settings.subject_prefix)
+    )
+    token = settings.github_token.get_secret_value() if settings.github_token else None
+    github = GitHubClient(base_url=settings.github_api_url, token=token)
+    model = None
+    if settings.model_base_url and settings.model_api_key:
+        model = ModelClient(
+            base_url=settings.model_base_url,
+            api_key=settings.model_api_key.get_secret_value(),
+            model=settings.model_name,
+        )
+    pool = None
+    parts = Parts(bus, github, model, pool, closers=[bus.close, github.aclose])
+    if model is not None:
+        parts.closers.append(model.aclose)
+    try:
+        if need_db:
+            from medic.db import connect_pool
+
+            if settings.database_url is None:
+                raise RuntimeError("DATABASE_URL is not set")
+            parts.pool = await connect_pool(settings.database_url, settings.db_schema)
+            parts.closers.append(parts.pool.close)
+        yield parts
+    finally:
+        await parts.close()
+
+
+def build_service(name: str, settings: Settings, parts: Parts) -> Service:
+    """One service by name; imports are local so a pod loads only what it runs."""
+    if name == "monitor":
+        from medic.services.monitor.service import MonitorService
+
+        return MonitorService(settings=settings, bus=parts.bus, github=parts.github)
+    if name == "analyzer":
+        from medic.services.analyzer.rules import load_knowledge_base
+        from medic.services.analyzer.service import AnalyzerService
+
+        return AnalyzerService(bus=parts.bus, knowledge_base=load_knowledge_base(), model=parts.model)
+    if name == "safety-gate":
+        from medic.services.safety_gate.service import SafetyGateService
+
+        return SafetyGateService(settings=settings, bus=parts.bus)
+    if name == "executor":
+        from medic.services.executor.service import ExecutorService
+
+        return ExecutorService(settings=settings, bus=parts.bus, github=parts.github)
+    if name == "approval":
+        from medic.services.approval.service import ApprovalService
+
+        return ApprovalService(settings=settings, bus=parts.bus)
+    if name == "notifier":
+        from medic.services.notifier.service import NotifierService
+
+        return NotifierService()
+    if name == "projector":
+        from medic.services.projector.service import ProjectorService
+
+        assert parts.pool is not None, "the projector needs PostgreSQL"
+        return ProjectorService(pool=parts.pool)
+    raise ValueError(f"unknown service {name!r}; known: {', '.join(SERVICE_NAMES)}")
+
+
+def build_host(
+    settings: Settings, parts: Parts, names: tuple[str, ...], mounts: dict[str, Any]
+) -> ServiceHost:
+    services = [build_service(name, settings, parts) for name in names]
+    return ServiceHost(settings=settings, bus=parts.bus, services=services, mounts=mounts)

@@ -1,0 +1,75 @@
+"""``medic run`` and ``medic service``: start, print where everything listens, stop on Ctrl-C."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import SecretStr
+from rich.console import Console
+
+from medic.config import Settings
+from medic.services import composition
+from medic.telemetry import configure
+
+
+async def run_everything(settings: Settings, console: Console) -> None:
+    configure("ci-medic")
+    data_dir = settings.data_dir
+    infra = composition.start_infrastructure(settings, data_dir)
+    try:
+        base = f"http://{settings.http_host}:{settings.http_port}"
+        updates: dict[str, Any] = {"nats_url": infra.nats_url, "database_url": infra.database_url}
+        mounts: dict[str, Any] = {}
+        secret = composition.webhook_secret(settings, data_dir)
+        if settings.github_token is None:
+            from medic.sandbox.github import create_sandbox_github
+
+            sandbox = create_sandbox_github(webhook_url=f"{base}/webhooks/github", webhook_secret=secret)
+            mounts[composition.SANDBOX_GITHUB_PREFIX] = sandbox.app
+            updates["github_api_url"] = base + composition.SANDBOX_GITHUB_PREFIX
+        if settings.model_base_url is None:
+            from medic.sandbox.openai import create_sandbox_model
+
+            mounts[composition.SANDBOX_MODEL_PREFIX] = create_sandbox_model().app
+            updates["model_base_url"] = base + composition.SANDBOX_MODEL_PREFIX + "/v1"
+            updates["model_api_key"] = SecretStr("sandbox")
+        updates["github_webhook_secret"] = SecretStr(secret)
+        settings = settings.model_copy(update=updates)
+        async with composition.open_parts(settings, need_db=True) as parts:
+            host = composition.build_host(settings, parts, composition.SERVICE_NAMES, mounts)
+            _print_banner(console, settings, infra, base, secret, sandboxed=bool(mounts))
+            await host.serve(host=settings.http_host, port=settings.http_port)
+    finally:
+        infra.stop()
+        console.print("ci-medic stopped; data kept in", str(data_dir.resolve()))
+
+
+async def run_one(name: str, settings: Settings, console: Console) -> None:
+    configure(f"ci-medic-{name}")
+    async with composition.open_parts(settings, need_db=name == "projector") as parts:
+        host = composition.build_host(settings, parts, (name,), {})
+        console.print(f"{name} listening on http://{settings.http_host}:{settings.http_port}")
+        await host.serve(host=settings.http_host, port=settings.http_port)
+
+
+def _print_banner(
+    console: Console,
+    settings: Settings,
+    infra: composition.Infrastructure,
+    base: str,
+    secret: str,
+    *,
+    sandboxed: bool,
+) -> None:
+    console.print("[bold]ci-medic is running[/bold]")
+    console.print(f"  NATS JetStream   {infra.nats_url}")
+    console.print(f"  PostgreSQL       {infra.database_url}")
+    console.print(f"  dashboard / API  {base}/  (OpenAPI: {base}/docs)")
+    console.print(f"  GitHub webhooks  {base}/webhooks/github")
+    console.print(f"  metrics          {base}/metrics   health {base}/healthz {base}/readyz")
+    if sandboxed:
+        console.print(f"  sandbox GitHub   {settings.github_api_url}")
+        console.print(f"  sandbox model    {settings.model_base_url}")
+        console.print(f"  webhook secret   {secret}   (sandbox; set MEDIC_GITHUB_WEBHOOK_SECRET for real)")
+        console.print("  try: medic simulate --failures 20")
+    console.print("Ctrl-C stops everything.")

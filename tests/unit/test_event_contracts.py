@@ -1,0 +1,141 @@
+"""Event contracts: proto/ is current, published versions are never broken, ids are derived."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medic.contracts import event_schemas, write_contracts
+from medic.events import (
+    UPCASTERS,
+    FailureDetected,
+    decode_event,
+    derive_event_id,
+    derive_failure_id,
+    utc_now,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_proto_is_not_stale() -> None:
+    stale = write_contracts(ROOT / "proto", check=True)
+    assert stale == [], f"proto/ is stale ({stale}); run `make proto` and commit"
+
+
+def _signatures(schema: dict[str, Any]) -> dict[str, str]:
+    """Every property path of a schema with its type signature, following $defs."""
+    defs = schema.get("$defs", {})
+    found: dict[str, str] = {}
+
+    def shape(node: dict[str, Any]) -> str:
+        if "$ref" in node:
+            return "ref:" + node["$ref"].rsplit("/", 1)[-1]
+        if "anyOf" in node:
+            return "anyOf(" + ",".join(sorted(shape(n) for n in node["anyOf"])) + ")"
+        if "enum" in node:
+            return f"enum{sorted(node['enum'])}"
+        if "const" in node:
+            return f"const:{node['const']}"
+        return str(node.get("type", "any")) + ("[" + shape(node["items"]) + "]" if "items" in node else "")
+
+    def walk(node: dict[str, Any], prefix: str, seen: frozenset[str]) -> None:
+        for name, prop in node.get("properties", {}).items():
+            found[f"{prefix}{name}"] = shape(prop)
+            for ref in _refs(prop):
+                if ref in defs and ref not in seen:
+                    walk(defs[ref], f"{prefix}{name}.", seen | {ref})
+        for req in node.get("required", []):
+            found[f"{prefix}{req}!required"] = "required"
+
+    walk(schema, "", frozenset())
+    return found
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"].rsplit("/", 1)[-1]] if "$ref" in node else []
+        return own + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+@pytest.mark.parametrize(
+    "published", sorted((ROOT / "proto" / "published").glob("*.json")), ids=lambda p: p.stem
+)
+def test_published_versions_keep_every_field_and_type(published: Path) -> None:
+    current = event_schemas().get(published.stem)
+    assert current is not None, f"{published.stem} was published and may not disappear"
+    old, new = _signatures(json.loads(published.read_text())), _signatures(current)
+    removed_or_retyped = {
+        path: (sig, new.get(path)) for path, sig in old.items() if sig != "required" and new.get(path) != sig
+    }
+    assert not removed_or_retyped, f"breaking change to a published event: {removed_or_retyped}"
+    newly_required = {p for p, s in new.items() if s == "required"} - {
+        p for p, s in old.items() if s == "required"
+    }
+    assert not newly_required, f"old events lack these newly required fields: {newly_required}"
+
+
+def test_the_compatibility_check_catches_a_retyped_field() -> None:
+    schema = event_schemas()["FailureDetected.v1"]
+    retyped = json.loads(json.dumps(schema))
+    retyped["$defs"]["FailureDetectedPayload"]["properties"]["run_id"] = {"type": "string"}
+    assert _signatures(schema) != _signatures(retyped)
+
+
+def test_failure_id_is_derived_from_the_run_attempt() -> None:
+    assert derive_failure_id("Acme/Web", 7, 1) == derive_failure_id("acme/web", 7, 1)
+    assert derive_failure_id("acme/web", 7, 1) != derive_failure_id("acme/web", 7, 2)
+    assert derive_failure_id("acme/web", 7, 1) != derive_failure_id("acme/api", 7, 1)
+
+
+def test_derived_event_ids_repeat_for_the_same_cause_only() -> None:
+    at = utc_now()
+    assert derive_event_id("cause", "GateDecided", at) == derive_event_id("cause", "GateDecided", at)
+    assert derive_event_id("cause", "GateDecided", at) != derive_event_id("other", "GateDecided", at)
+
+
+def test_an_upcaster_lifts_an_old_version_before_validation() -> None:
+    old = {
+        "event_type": "FailureDetected",
+        "schema_version": 0,
+        "failure_id": "f",
+        "actor": "monitor",
+        "payload": {
+            "repo": "acme/web",
+            "run_id": 1,
+            "run_attempt": 1,
+            "workflow_name": "CI",
+            "detected_at": "2026-11-25T10:00:00Z",
+        },
+    }
+
+    def upcast_failure_detected_v0_v1(raw: dict[str, Any]) -> dict[str, Any]:
+        payload = dict(raw["payload"])
+        payload["repository"] = payload.pop("repo")
+        return {**raw, "schema_version": 1, "payload": payload}
+
+    UPCASTERS[("FailureDetected", 0)] = upcast_failure_detected_v0_v1
+    try:
+        event = decode_event(json.dumps(old))
+    finally:
+        del UPCASTERS[("FailureDetected", 0)]
+    assert isinstance(event, FailureDetected)
+    assert event.payload.repository == "acme/web"
+
+
+def test_readers_ignore_unknown_fields() -> None:
+    raw = {
+        "event_type": "ApprovalExpired",
+        "schema_version": 1,
+        "failure_id": "f",
+        "actor": "approval",
+        "added_later": {"anything": 1},
+        "payload": {"approval_id": "a", "expired_at": "2026-11-25T10:00:00Z", "also_new": True},
+    }
+    assert decode_event(json.dumps(raw)).event_type == "ApprovalExpired"
