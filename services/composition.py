@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from medic.bus import Bus, Topology
 from medic.config import Settings
 from medic.embedded import EmbeddedNats, EmbeddedPostgres, free_port
@@ -96,7 +94,6 @@ class Parts:
     bus: Bus
     github: GitHubClient
     model: ModelClient | None
-    pool: asyncpg.Pool | None
     closers: list[Callable[[], Any]] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -108,7 +105,7 @@ class Parts:
 
 
 @contextlib.asynccontextmanager
-async def open_parts(settings: Settings, *, need_db: bool) -> AsyncIterator[Parts]:
+async def open_parts(settings: Settings) -> AsyncIterator[Parts]:
     if settings.nats_url is None:
         raise RuntimeError("NATS_URL is not set")
     bus = await Bus.connect(
@@ -123,18 +120,10 @@ async def open_parts(settings: Settings, *, need_db: bool) -> AsyncIterator[Part
             api_key=settings.model_api_key.get_secret_value(),
             model=settings.model_name,
         )
-    pool = None
-    parts = Parts(bus, github, model, pool, closers=[bus.close, github.aclose])
+    parts = Parts(bus, github, model, closers=[bus.close, github.aclose])
     if model is not None:
         parts.closers.append(model.aclose)
     try:
-        if need_db:
-            from medic.db import connect_pool
-
-            if settings.database_url is None:
-                raise RuntimeError("DATABASE_URL is not set")
-            parts.pool = await connect_pool(settings.database_url, settings.db_schema)
-            parts.closers.append(parts.pool.close)
         yield parts
     finally:
         await parts.close()
@@ -170,8 +159,9 @@ def build_service(name: str, settings: Settings, parts: Parts) -> Service:
     if name == "projector":
         from medic.services.projector.service import ProjectorService
 
-        assert parts.pool is not None, "the projector needs PostgreSQL"
-        return ProjectorService(pool=parts.pool)
+        if settings.database_url is None:
+            raise RuntimeError("the projector needs DATABASE_URL")
+        return ProjectorService.from_settings(settings)
     raise ValueError(f"unknown service {name!r}; known: {', '.join(SERVICE_NAMES)}")
 
 

@@ -35,7 +35,7 @@ async def run_everything(settings: Settings, console: Console) -> None:
             updates["model_api_key"] = SecretStr("sandbox")
         updates["github_webhook_secret"] = SecretStr(secret)
         settings = settings.model_copy(update=updates)
-        async with composition.open_parts(settings, need_db=True) as parts:
+        async with composition.open_parts(settings) as parts:
             host = composition.build_host(settings, parts, composition.SERVICE_NAMES, mounts)
             _print_banner(console, settings, infra, base, secret, sandboxed=bool(mounts))
             await host.serve(host=settings.http_host, port=settings.http_port)
@@ -46,7 +46,7 @@ async def run_everything(settings: Settings, console: Console) -> None:
 
 async def run_one(name: str, settings: Settings, console: Console) -> None:
     configure(f"ci-medic-{name}")
-    async with composition.open_parts(settings, need_db=name == "projector") as parts:
+    async with composition.open_parts(settings) as parts:
         host = composition.build_host(settings, parts, (name,), {})
         console.print(f"{name} listening on http://{settings.http_host}:{settings.http_port}")
         await host.serve(host=settings.http_host, port=settings.http_port)

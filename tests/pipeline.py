@@ -1,0 +1,105 @@
+"""Every service wired together in this process against real NATS, PostgreSQL and HTTP.
+
+Used by the end-to-end tests and by ``make bench``: the sandbox GitHub and sandbox model
+are served on their own ports and reached over HTTP, exactly as in ``medic run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from medic.bus import Topology
+from medic.config import Settings, load_settings
+from medic.embedded import free_port
+from medic.runtime import HttpServer, ServiceHost
+from medic.sandbox.github import SandboxGitHub, create_sandbox_github
+from medic.sandbox.openai import create_sandbox_model
+from medic.services import composition
+
+SETTLED = {"awaiting_approval", "remediated", "remediation_failed", "rejected", "expired", "no_action"}
+WEBHOOK_SECRET = "e2e-webhook-secret"
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    host: ServiceHost
+    url: str
+    sandbox: SandboxGitHub
+    sandbox_url: str
+    http: httpx.AsyncClient
+
+    async def summary(self) -> dict[str, Any]:
+        response = await self.http.get(f"{self.url}/api/metrics/summary")
+        response.raise_for_status()
+        return dict(response.json())
+
+    async def audit(self, failure_id: str) -> list[dict[str, Any]]:
+        response = await self.http.get(f"{self.url}/api/audit", params={"failure_id": failure_id, "limit": 500})
+        response.raise_for_status()
+        return list(response.json()["items"])
+
+    async def wait_settled(self, count: int, *, within: float) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        summary: dict[str, Any] = {}
+        while loop.time() < deadline:
+            summary = await self.summary()
+            states = summary.get("by_state", {})
+            settled = sum(n for state, n in states.items() if state in SETTLED)
+            if summary.get("total_failures", 0) >= count and settled >= count:
+                return summary
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"not settled within {within}s: {summary}")
+
+
+@contextlib.asynccontextmanager
+async def running_pipeline(
+    *, nats_url: str, database_url: str, topology: Topology, db_schema: str, **overrides: Any
+) -> AsyncIterator[Pipeline]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    sandbox = create_sandbox_github(
+        webhook_url=f"{url}/webhooks/github", webhook_secret=WEBHOOK_SECRET, rerun_delay_seconds=0.2
+    )
+    model = create_sandbox_model()
+    sandbox_server = HttpServer(sandbox.app)
+    model_server = HttpServer(model.app)
+    await sandbox_server.start()
+    await model_server.start()
+    settings = load_settings(
+        nats_url=nats_url,
+        database_url=database_url,
+        stream_name=topology.stream,
+        subject_prefix=topology.prefix,
+        db_schema=db_schema,
+        http_port=port,
+        github_api_url=sandbox_server.url,
+        github_token=SecretStr("sandbox-token"),
+        github_webhook_secret=SecretStr(WEBHOOK_SECRET),
+        model_base_url=f"{model_server.url}/v1",
+        model_api_key=SecretStr("sandbox"),
+        **overrides,
+    )
+    try:
+        async with composition.open_parts(settings) as parts:
+            host = composition.build_host(settings, parts, composition.SERVICE_NAMES, {})
+            server = HttpServer(host.app(), port=port)
+            await server.start()
+            await host.start()
+            try:
+                async with httpx.AsyncClient(timeout=10) as http:
+                    yield Pipeline(settings, host, url, sandbox, sandbox_server.url, http)
+            finally:
+                await host.stop()
+                await server.stop()
+    finally:
+        await sandbox_server.stop()
+        await model_server.stop()
