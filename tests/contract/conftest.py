@@ -47,7 +47,9 @@ class OpenApi:
         item = self.document["paths"].get(template)
         return None if item is None else item.get(method.lower())
 
-    def response_validator(self, template: str, method: str, status: int) -> jsonschema.Draft7Validator | None:
+    def response_validator(
+        self, template: str, method: str, status: int
+    ) -> jsonschema.Draft7Validator | None:
         operation = self.converted["paths"][template][method.lower()]
         response = operation["responses"][str(status)]
         if "$ref" in response:
