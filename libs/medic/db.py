@@ -31,13 +31,19 @@ def quote_schema(schema: str) -> str:
     return f'"{schema}"'
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+def _jsonb_encode(value: Any) -> bytes:
+    return b"\x01" + json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _jsonb_decode(data: bytes) -> Any:
+    return json.loads(data[1:])
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=_dumps, decoder=json.loads, schema="pg_catalog")
-    await conn.set_type_codec("json", encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+    """jsonb in binary format (version byte + text), so COPY can carry it too."""
+    await conn.set_type_codec(
+        "jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode, schema="pg_catalog", format="binary"
+    )
 
 
 async def ensure_schema(database_url: str, schema: str) -> None:

@@ -5,7 +5,8 @@ out-of-range limits, unknown states or actions) and this module answers 400 for 
 did not hand out. Filter values reach SQL only as bound parameters.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must see the real Annotated aliases
+# declared inside build_router, which string annotations would hide.
 
 import csv
 import io

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+
 from medic.bus import Bus
 from medic.db import connect_pool
 from medic.events import Envelope
@@ -71,7 +72,9 @@ async def test_mixed_failures_are_projected_through_the_bus(bus: Bus, projector:
     events = mixed_histories(2 * len(PATHS), start=START)
     await project_through_bus(bus, projector, events, seen=len(events))
 
-    rows = await projector.pool.fetch("SELECT run_id, state, settled_at, detected_at FROM failures ORDER BY run_id")
+    rows = await projector.pool.fetch(
+        "SELECT run_id, state, settled_at, detected_at FROM failures ORDER BY run_id"
+    )
     assert [r["state"] for r in rows] == [EXPECTED_STATE[PATHS[i % len(PATHS)]] for i in range(len(rows))]
     assert all(r["settled_at"] is not None and r["detected_at"] is not None for r in rows)
     assert await projector.pool.fetchval("SELECT count(*) FROM audit_log") == len(events)
