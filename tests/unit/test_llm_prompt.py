@@ -7,6 +7,7 @@ import json
 import pytest
 
 from medic.events import ActionKind, Category, ExcerptLine
+from medic.llm.client import retry_after_seconds
 from medic.llm.prompt import LOG_CLOSE, LOG_OPEN, build_messages, render_log
 from medic.llm.schema import ModelAnswerInvalid, RulesHint, verdict_from_content
 
@@ -91,3 +92,19 @@ def test_over_budget_logs_keep_their_tail() -> None:
     assert log.truncated and len(log.text) <= 5_000
     assert 500 in log.line_numbers and 1 not in log.line_numbers
     assert "older lines omitted" in str(build_messages(log, RulesHint())[1]["content"])
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after-ms": "250", "retry-after": "1"}, 0.25),
+        ({"retry-after": "3"}, 3.0),
+        ({"retry-after": "-3"}, 0.0),
+        ({"retry-after": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after_prefers_milliseconds_and_ignores_garbage(
+    headers: dict[str, str], expected: float | None
+) -> None:
+    assert retry_after_seconds(headers) == expected
