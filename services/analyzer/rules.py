@@ -1,0 +1,160 @@
+"""The rules knowledge base: known failure causes recognised by patterns.
+
+In the spirit of Jenkins' Build Failure Analyzer and dotnet/arcade's known issues,
+a rule names a cause, the lines that betray it, and what that cause means for the
+gate (risk floor, retryable, the typed action). Patterns are RE2 syntax: every rule
+is checked at load, so a knowledge base that could backtrack catastrophically, or
+that matches every line, is refused with the offending rule's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import re2
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from medic.events import ActionKind, Category, ProposedAction
+
+MAX_PATTERN_CHARS = 1000
+DEFAULT_PRIORITY = 50
+
+
+class RuleError(ValueError):
+    """A rule file is unusable; the message names the file and the rule."""
+
+
+class RuleAction(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: ActionKind = ActionKind.NONE
+    cache_key: str | None = None
+
+    def proposed(self) -> ProposedAction:
+        return ProposedAction(kind=self.kind, cache_key=self.cache_key)
+
+
+class Rule(BaseModel):
+    """One known cause. ``priority`` breaks ties when several causes match one log:
+    a runner or network fault outranks the test failure it provoked."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=120, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    patterns: tuple[str, ...] = Field(min_length=1)
+    category: Category
+    risk_floor: int = Field(ge=0, le=10)
+    confidence: float = Field(ge=0.0, le=1.0)
+    retryable: bool = False
+    action: RuleAction = RuleAction()
+    priority: int = Field(default=DEFAULT_PRIORITY, ge=0, le=100)
+    description: str = ""
+    enabled: bool = True
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_are_linear_time(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            check_pattern(pattern)
+        return patterns
+
+
+def re2_options() -> re2.Options:
+    """Case-insensitive, quiet RE2 options shared by validation and matching."""
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False
+    return options
+
+
+def check_pattern(pattern: str) -> None:
+    """Refuse a pattern RE2 cannot run in linear time, or one that matches every line."""
+    if not pattern or len(pattern) > MAX_PATTERN_CHARS:
+        raise ValueError(f"pattern must be 1..{MAX_PATTERN_CHARS} characters: {pattern[:60]!r}")
+    try:
+        compiled = re2.compile(pattern, re2_options())
+    except re2.error as exc:
+        raise ValueError(f"unsupported pattern {pattern!r} (RE2 syntax only): {_text(exc)}") from None
+    if compiled.search("") is not None:
+        raise ValueError(f"pattern {pattern!r} matches the empty line, so it would match every line")
+
+
+def _text(exc: BaseException) -> str:
+    arg = exc.args[0] if exc.args else exc
+    return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+
+
+def parse_rules(document: Any, *, source: str) -> tuple[Rule, ...]:
+    """Rules of one parsed YAML document (``{rules: [...]}``), each validated."""
+    if not isinstance(document, Mapping) or not isinstance(document.get("rules"), list):
+        raise RuleError(f"{source}: expected a mapping with a 'rules' list")
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(document["rules"]):
+        name = raw.get("name", f"#{index}") if isinstance(raw, Mapping) else f"#{index}"
+        try:
+            rule = Rule.model_validate(raw)
+        except ValidationError as exc:
+            raise RuleError(f"{source}: rule {name!r} is invalid: {_first_errors(exc)}") from None
+        if rule.name in seen:
+            raise RuleError(f"{source}: rule {rule.name!r} is defined twice")
+        seen.add(rule.name)
+        rules.append(rule)
+    return tuple(rules)
+
+
+def _first_errors(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(item) for item in error["loc"])
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def load_rules_text(text: str, *, source: str) -> tuple[Rule, ...]:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RuleError(f"{source}: not valid YAML: {exc}") from None
+    return parse_rules(document, source=source)
+
+
+def load_rules_file(path: Path) -> tuple[Rule, ...]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuleError(f"{path}: cannot read rule file: {exc.strerror or exc}") from None
+    return load_rules_text(text, source=str(path))
+
+
+def default_rules() -> tuple[Rule, ...]:
+    """The shipped knowledge base (package data, so it travels with the wheel)."""
+    resource = resources.files(__package__ or "medic.services.analyzer") / "rules" / "default.yaml"
+    return load_rules_text(resource.read_text(encoding="utf-8"), source="default.yaml")
+
+
+def merge_rules(*layers: Iterable[Rule]) -> tuple[Rule, ...]:
+    """Later layers override earlier ones by rule name; ``enabled: false`` removes a rule.
+
+    An override keeps its place and a new rule goes last, so the merged base is deterministic.
+    """
+    merged: dict[str, Rule] = {}
+    for layer in layers:
+        for rule in layer:
+            merged[rule.name] = rule
+    return tuple(rule for rule in merged.values() if rule.enabled)
+
+
+def load_knowledge_rules(
+    *, organisation: Path | None = None, repository: Path | None = None, extra: Sequence[Path] = ()
+) -> tuple[Rule, ...]:
+    """Default rules, then the organisation's file, then the repository's: last word wins."""
+    layers = [default_rules()]
+    for path in (organisation, repository, *extra):
+        if path is not None:
+            layers.append(load_rules_file(path))
+    return merge_rules(*layers)
