@@ -136,10 +136,10 @@ def build_service(name: str, settings: Settings, parts: Parts) -> Service:
 
         return MonitorService(settings=settings, bus=parts.bus, github=parts.github)
     if name == "analyzer":
-        from medic.services.analyzer.rules import load_knowledge_base
+        from medic.services.analyzer.knowledge import default_knowledge_base
         from medic.services.analyzer.service import AnalyzerService
 
-        return AnalyzerService(bus=parts.bus, knowledge_base=load_knowledge_base(), model=parts.model)
+        return AnalyzerService(bus=parts.bus, knowledge_base=default_knowledge_base(), model=parts.model)
     if name == "safety-gate":
         from medic.services.safety_gate.service import SafetyGateService
 

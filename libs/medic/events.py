@@ -209,11 +209,13 @@ class ApprovalRejectedPayload(Frozen):
     approval_id: str
     approver: str
     reason: str = ""
+    repository: str = ""
 
 
 class ApprovalExpiredPayload(Frozen):
     approval_id: str
     expired_at: datetime
+    repository: str = ""
 
 
 class RemediationStartedPayload(Frozen):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from prometheus_client import Counter
 
 from medic.bus import Bus, Delivery
-from medic.events import AnalysisCompleted, Event, FailureDetected, derive_event_id
+from medic.events import AnalysisCompleted, AnalysisMethod, Event, FailureDetected, derive_event_id
 from medic.llm.client import ModelClient
 from medic.runtime import Service
 from medic.services.analyzer.cache import AnalysisCache
-from medic.services.analyzer.classify import analyze_failure, is_confident
+from medic.services.analyzer.classify import LogAnalysis, analyze_failure, is_confident
 from medic.services.analyzer.model_path import RefinedAnalysis, refine_with_model, rules_only
-from medic.services.analyzer.rules import KnowledgeBase
+from medic.services.analyzer.knowledge import KnowledgeBase
 
 ANALYSES = Counter("medic_analyses_total", "Analyses by method and category", ["method", "category"])
 CONFIDENCE_THRESHOLD = 0.7
@@ -38,7 +38,9 @@ class AnalyzerService(Service):
         if not isinstance(event, FailureDetected):
             return
         failure = event.payload
-        rules = analyze_failure(failure.failed_jobs, knowledge_base=self.knowledge_base, history=failure.history)
+        rules = analyze_failure(
+            failure.failed_jobs, knowledge_base=self.knowledge_base, history=failure.history
+        )
         result = await self._refine(rules)
         ack = await self.bus.publish(
             AnalysisCompleted(
@@ -54,18 +56,15 @@ class AnalyzerService(Service):
         if not ack.duplicate:
             ANALYSES.labels(result.method.value, result.category.value).inc()
 
-    async def _refine(self, rules: object) -> RefinedAnalysis:
-        if is_confident(rules, threshold=CONFIDENCE_THRESHOLD):  # type: ignore[arg-type]
-            return rules_only(rules)  # type: ignore[arg-type]
+    async def _refine(self, rules: LogAnalysis) -> RefinedAnalysis:
+        """Rules when they are sure; else a cached answer for the fingerprint; else the model."""
+        if is_confident(rules, threshold=CONFIDENCE_THRESHOLD):
+            return rules_only(rules)
         assert self._cache is not None
-        cached = await self._cache.get(rules.fingerprint)  # type: ignore[attr-defined]
+        cached = await self._cache.get(rules.fingerprint)
         if cached is not None:
             return cached
-        refined = await refine_with_model(
-            rules,  # type: ignore[arg-type]
-            client=self.model,
-            confidence_threshold=CONFIDENCE_THRESHOLD,
-        )
-        if refined.method.value == "model":
+        refined = await refine_with_model(rules, client=self.model, confidence_threshold=CONFIDENCE_THRESHOLD)
+        if refined.method is AnalysisMethod.MODEL:
             await self._cache.put(refined)
         return refined

@@ -156,13 +156,18 @@ class ApprovalService(Service):
             event = ApprovalRejected(
                 **common,
                 payload=ApprovalRejectedPayload(
-                    approval_id=record.approval_id, approver=record.decided_by, reason=record.note
+                    approval_id=record.approval_id,
+                    approver=record.decided_by,
+                    reason=record.note,
+                    repository=record.repository,
                 ),
             )
         else:
             event = ApprovalExpired(
                 **common,
-                payload=ApprovalExpiredPayload(approval_id=record.approval_id, expired_at=record.decided_at),
+                payload=ApprovalExpiredPayload(
+                    approval_id=record.approval_id, expired_at=record.decided_at, repository=record.repository
+                ),
             )
         await self.bus.publish(event)
 

@@ -1,0 +1,78 @@
+"""``make bench``: one JSON object per figure on stdout, baselines measured in the same run.
+
+Sizes can be changed with BENCH_FAILURES (pipeline), BENCH_RAW_MESSAGES (JetStream
+baseline) and BENCH_REPLAY_EVENTS (projector replay; the issue asks for 1,000,000, which
+takes several minutes on two cores).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from medic.embedded import EmbeddedNats, EmbeddedPostgres
+
+
+@contextlib.contextmanager
+def servers() -> Iterator[tuple[str, str]]:
+    with tempfile.TemporaryDirectory(prefix="medic-bench-") as tmp:
+        nats = None if os.environ.get("NATS_URL") else EmbeddedNats.start(Path(tmp) / "nats")
+        pg = (
+            None
+            if os.environ.get("DATABASE_URL")
+            else EmbeddedPostgres.start(Path(tmp) / "pg", delete_on_stop=True)
+        )
+        try:
+            yield (os.environ.get("NATS_URL") or nats.url, os.environ.get("DATABASE_URL") or pg.url)  # type: ignore[union-attr]
+        finally:
+            if pg is not None:
+                pg.stop()
+            if nats is not None:
+                nats.stop()
+
+
+def emit(figures: list[dict[str, Any]]) -> None:
+    for figure in figures:
+        print(json.dumps(figure), flush=True)
+
+
+async def main(nats_url: str, database_url: str) -> None:
+    from tests.bench import pipeline_bench
+
+    failures = int(os.environ.get("BENCH_FAILURES", "500"))
+    raw_messages = int(os.environ.get("BENCH_RAW_MESSAGES", "20000"))
+    pipeline = await pipeline_bench.pipeline_figures(nats_url, database_url, failures=failures)
+    raw = await pipeline_bench.raw_jetstream_figures(nats_url, messages=raw_messages, size=2048)
+    emit(pipeline + raw)
+    rate = pipeline[0]["value"]
+    baseline = min(raw[0]["value"], raw[1]["value"])
+    emit(
+        [
+            {
+                "figure": "pipeline_vs_raw_jetstream",
+                "value": round(rate / baseline, 4),
+                "unit": "ratio",
+                "note": "failures/s through 7 services (>= 8 events each) / slower of raw publish and consume msg/s",
+            }
+        ]
+    )
+
+    from tests.bench import analyzer_bench
+
+    emit(analyzer_bench.run())
+
+    from tests.bench import projector_bench
+
+    events = int(os.environ.get("BENCH_REPLAY_EVENTS", "100000"))
+    emit(await projector_bench.run(nats_url, database_url, events=events))
+
+
+if __name__ == "__main__":
+    with servers() as (nats_url, database_url):
+        asyncio.run(main(nats_url, database_url))
