@@ -9,6 +9,7 @@ that matches every line, is refused with the offending rule's name.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from medic.events import ActionKind, Category, ProposedAction
 
 MAX_PATTERN_CHARS = 1000
+MAX_REPEAT = 100
+"""Largest counted repetition: ``.{0,300}`` compiles to a huge automaton (minutes in
+Hyperscan's UTF-8 mode); ``.*`` says the same on one line and stays linear."""
+_COUNTED_REPEAT = re.compile(r"(?<!\\)\{(\d+)(?:,(\d*))?\}")
 DEFAULT_PRIORITY = 50
 
 
@@ -75,6 +80,9 @@ def check_pattern(pattern: str) -> None:
     """Refuse a pattern RE2 cannot run in linear time, or one that matches every line."""
     if not pattern or len(pattern) > MAX_PATTERN_CHARS:
         raise ValueError(f"pattern must be 1..{MAX_PATTERN_CHARS} characters: {pattern[:60]!r}")
+    for repeat in _COUNTED_REPEAT.finditer(pattern):
+        if max(int(n) for n in repeat.groups() if n) > MAX_REPEAT:
+            raise ValueError(f"pattern {pattern!r}: repetition {repeat.group(0)} exceeds {MAX_REPEAT}; use * or +")
     try:
         compiled = re2.compile(pattern, re2_options())
     except re2.error as exc:

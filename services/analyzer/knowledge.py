@@ -1,0 +1,49 @@
+"""A knowledge base: the merged rules and their compiled matcher, built once.
+
+Compiling the Hyperscan database costs milliseconds to seconds; analysing a log
+costs microseconds per line. So the base is built at start-up (or on a rule file
+change) and shared by every analysis, read-only.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medic.services.analyzer.matcher import Engine, Matcher
+from medic.services.analyzer.rules import Rule, default_rules, load_knowledge_rules
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    rules: tuple[Rule, ...]
+    matcher: Matcher = field(repr=False)
+
+    @classmethod
+    def from_rules(cls, rules: Sequence[Rule], *, engine: Engine = "auto") -> KnowledgeBase:
+        rules = tuple(rules)
+        return cls(rules=rules, matcher=Matcher(rules, engine=engine))
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        organisation: Path | None = None,
+        repository: Path | None = None,
+        engine: Engine = "auto",
+    ) -> KnowledgeBase:
+        """Default rules overridden by the organisation's file, then the repository's."""
+        rules = load_knowledge_rules(organisation=organisation, repository=repository)
+        return cls.from_rules(rules, engine=engine)
+
+    @property
+    def engine(self) -> str:
+        return self.matcher.engine
+
+
+@functools.cache
+def default_knowledge_base(engine: Engine = "auto") -> KnowledgeBase:
+    """The shipped rules, compiled once per process and engine."""
+    return KnowledgeBase.from_rules(default_rules(), engine=engine)
