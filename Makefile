@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/medic run
 
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -p no:cacheprovider --basetemp=$$(mktemp -d /tmp/medic-test.XXXXXX)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench

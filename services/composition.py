@@ -139,7 +139,11 @@ def build_service(name: str, settings: Settings, parts: Parts) -> Service:
         from medic.services.analyzer.knowledge import default_knowledge_base
         from medic.services.analyzer.service import AnalyzerService
 
-        return AnalyzerService(bus=parts.bus, knowledge_base=default_knowledge_base(), model=parts.model)
+        return AnalyzerService(
+            bus=parts.bus,
+            knowledge_base=default_knowledge_base(settings.analyzer_engine),
+            model=parts.model,
+        )
     if name == "safety-gate":
         from medic.services.safety_gate.service import SafetyGateService
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     model_base_url: str | None = None
     model_api_key: SecretStr | None = None
     model_name: str = "gpt-4o-mini"
+    analyzer_engine: Literal["auto", "hyperscan", "re2"] = "auto"
+    """Multi-pattern engine for the rules; ``auto`` prefers hyperscan and falls back to RE2."""
     api_token: SecretStr | None = None
     """When set, approve/reject over HTTP needs ``Authorization: Bearer <token>``."""
 
