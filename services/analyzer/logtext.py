@@ -21,6 +21,9 @@ _RAW_SCAN_CHARS = MAX_LINE_CHARS * 8
 """Raw characters looked at per line; enough to survive a burst of colour codes."""
 
 _READ_CHUNK = 1 << 16
+_KEEP_END = 500
+"""Characters kept from the end of a cut line: the verdict of a long line is often last."""
+_CUT = " …[cut]… "
 
 # ANSI CSI/OSC/two-byte escapes; every quantifier is over a disjoint class, so linear time.
 _ANSI = re.compile(
@@ -67,7 +70,7 @@ class CleanLine:
 
 
 def _strip_decoration(raw: str) -> str:
-    text = raw[:_RAW_SCAN_CHARS]
+    text = raw if len(raw) <= _RAW_SCAN_CHARS else raw[: _RAW_SCAN_CHARS - _KEEP_END] + _CUT + raw[-_KEEP_END:]
     if "\x1b" in text or "\x9b" in text:
         text = _ANSI.sub("", text)
     text = _CONTROL.sub("", text.replace("\t", "    "))
@@ -87,14 +90,15 @@ def clean_line(raw: str) -> tuple[str, Marker]:
         text = text[command.end() :]
     text = text.rstrip()
     if len(text) > MAX_LINE_CHARS:
-        text = text[:MAX_LINE_CHARS] + " …[cut]"
+        text = text[: MAX_LINE_CHARS - _KEEP_END - len(_CUT)] + _CUT + text[-_KEEP_END:]
     return text, marker
 
 
 def split_text(text: str, *, limit: int = _RAW_SCAN_CHARS) -> Iterator[str]:
     """Lines of a big string without a list of them (``splitlines`` would double memory).
 
-    Each line is cut at ``limit`` characters, so a 50 MiB single line is never copied whole.
+    A line longer than ``limit`` keeps its head and its end (where a command line's
+    verdict, e.g. ``(signal: 9, SIGKILL: kill)``, usually is); the middle is never copied.
     """
     start = 0
     length = len(text)
@@ -102,7 +106,10 @@ def split_text(text: str, *, limit: int = _RAW_SCAN_CHARS) -> Iterator[str]:
         end = text.find("\n", start)
         if end < 0:
             end = length
-        yield text[start : min(end, start + limit)]
+        if end - start <= limit:
+            yield text[start:end]
+        else:
+            yield text[start : start + limit - _KEEP_END] + _CUT + text[end - _KEEP_END : end]
         start = end + 1
 
 
@@ -125,25 +132,46 @@ def iter_clean_lines(source: str | Iterable[str]) -> Iterator[CleanLine]:
         yield CleanLine(number, text, marker)
 
 
-def iter_file_lines(path: Path, *, max_line_chars: int = _RAW_SCAN_CHARS) -> Iterator[str]:
-    """Lines of a file read in fixed chunks; an endless line is cut, never held whole.
+def iter_file_lines(path: Path, *, limit: int = _RAW_SCAN_CHARS) -> Iterator[str]:
+    """Lines of a file read in fixed chunks; an endless line keeps its head and end only.
 
     Invalid UTF-8 becomes U+FFFD, so a binary blob in a log cannot stop the analysis.
     """
     with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
-        pending: list[str] = []
-        kept = 0
+        line = _LongLine(limit)
         while chunk := handle.read(_READ_CHUNK):
             parts = chunk.split("\n")
             for part in parts[:-1]:
-                if kept < max_line_chars:
-                    pending.append(part[: max_line_chars - kept])
-                yield "".join(pending)
-                pending, kept = [], 0
-            tail = parts[-1]
-            if kept < max_line_chars and tail:
-                piece = tail[: max_line_chars - kept]
-                pending.append(piece)
-                kept += len(piece)
-        if pending:
-            yield "".join(pending)
+                line.add(part)
+                yield line.take()
+            line.add(parts[-1])
+        if not line.empty:
+            yield line.take()
+
+
+class _LongLine:
+    """A line being read: its first characters and a rolling window of its last ones."""
+
+    def __init__(self, limit: int) -> None:
+        self._head_limit = limit - _KEEP_END
+        self._head = ""
+        self._end = ""
+        self._cut = False
+
+    @property
+    def empty(self) -> bool:
+        return not self._head and not self._end
+
+    def add(self, piece: str) -> None:
+        room = self._head_limit - len(self._head)
+        if room > 0:
+            self._head += piece[:room]
+            piece = piece[room:]
+        if piece:
+            self._cut = self._cut or len(self._end) + len(piece) > _KEEP_END
+            self._end = (self._end + piece)[-_KEEP_END:]
+
+    def take(self) -> str:
+        text = self._head + (_CUT if self._cut else "") + self._end
+        self._head, self._end, self._cut = "", "", False
+        return text
