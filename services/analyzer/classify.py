@@ -59,8 +59,11 @@ class LogAnalysis(BaseModel):
     method: AnalysisMethod = AnalysisMethod.RULES
     notes: tuple[str, ...] = ()
 
-    def to_payload(self) -> AnalysisCompletedPayload:
+    def to_payload(self, *, repository: str, run_id: int, run_attempt: int) -> AnalysisCompletedPayload:
         return AnalysisCompletedPayload(
+            repository=repository,
+            run_id=run_id,
+            run_attempt=run_attempt,
             category=self.category,
             risk=self.risk,
             confidence=self.confidence,
@@ -226,9 +229,12 @@ def analyze_failure(
     ]
     if not analyses:
         empty = _unknown(_Scan({}, [], ExcerptCollector()), ())
-        return apply_history(empty.model_copy(update={"summary": "unknown: no failed job logs"}), assess_history(history))
-    job, best = max(
-        analyses, key=lambda pair: (pair[1].category is not Category.UNKNOWN, pair[1].risk, pair[1].confidence)
+        return apply_history(
+            empty.model_copy(update={"summary": "unknown: no failed job logs"}), assess_history(history)
+        )
+    _, best = max(
+        analyses,
+        key=lambda pair: (pair[1].category is not Category.UNKNOWN, pair[1].risk, pair[1].confidence),
     )
     unexplained = [j.name for j, a in analyses if a.category is Category.UNKNOWN]
     confidence = best.confidence

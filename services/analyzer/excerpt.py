@@ -111,7 +111,9 @@ class ExcerptCollector:
                 refs.add(kept.last)
         return refs
 
-    def build(self, *, max_lines: int = DEFAULT_MAX_LINES, preferred: Sequence[int] = ()) -> tuple[ExcerptLine, ...]:
+    def build(
+        self, *, max_lines: int = DEFAULT_MAX_LINES, preferred: Sequence[int] = ()
+    ) -> tuple[ExcerptLine, ...]:
         """At most ``max_lines`` lines: hit lines of the preferred causes first, then their
         context, then the tail; returned in log order."""
         self._close()

@@ -31,7 +31,10 @@ _SUBSTITUTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         "<tmp>",
     ),
-    (re.compile(r"(?:/home/runner/work|/Users/runner/work|[A-Za-z]:\\a)[/\\][^/\\\s]+[/\\][^/\\\s]+"), "<ws>"),
+    (
+        re.compile(r"(?:/home/runner/work|/Users/runner/work|[A-Za-z]:\\a)[/\\][^/\\\s]+[/\\][^/\\\s]+"),
+        "<ws>",
+    ),
     (re.compile(r"(?:[A-Za-z]:)?(?:[/\\][\w.@+-]+)+[/\\](?=[\w.@+-]+)"), "<path>/"),
     (re.compile(r"\b0x[0-9a-f]+\b", re.IGNORECASE), "<hex>"),
     (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,64}\b", re.IGNORECASE), "<hash>"),

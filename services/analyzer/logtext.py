@@ -70,7 +70,9 @@ class CleanLine:
 
 
 def _strip_decoration(raw: str) -> str:
-    text = raw if len(raw) <= _RAW_SCAN_CHARS else raw[: _RAW_SCAN_CHARS - _KEEP_END] + _CUT + raw[-_KEEP_END:]
+    text = (
+        raw if len(raw) <= _RAW_SCAN_CHARS else raw[: _RAW_SCAN_CHARS - _KEEP_END] + _CUT + raw[-_KEEP_END:]
+    )
     if "\x1b" in text or "\x9b" in text:
         text = _ANSI.sub("", text)
     text = _CONTROL.sub("", text.replace("\t", "    "))

@@ -11,6 +11,7 @@ which the tests check on the whole corpus.
 from __future__ import annotations
 
 import bisect
+import importlib
 import itertools
 import threading
 from collections.abc import Sequence
@@ -21,8 +22,9 @@ import re2
 
 from medic.services.analyzer.rules import Rule, re2_options
 
+hyperscan: Any
 try:
-    import hyperscan
+    hyperscan = importlib.import_module("hyperscan")
 except ImportError:  # pragma: no cover - depends on the platform's wheel
     hyperscan = None
 

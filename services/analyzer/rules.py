@@ -82,7 +82,7 @@ def check_pattern(pattern: str) -> None:
         raise ValueError(f"pattern must be 1..{MAX_PATTERN_CHARS} characters: {pattern[:60]!r}")
     for repeat in _COUNTED_REPEAT.finditer(pattern):
         if max(int(n) for n in repeat.groups() if n) > MAX_REPEAT:
-            raise ValueError(f"pattern {pattern!r}: repetition {repeat.group(0)} exceeds {MAX_REPEAT}; use * or +")
+            raise ValueError(f"pattern {pattern!r}: repetition {repeat.group(0)} is over {MAX_REPEAT}; use *")
     try:
         compiled = re2.compile(pattern, re2_options())
     except re2.error as exc:

@@ -65,8 +65,10 @@ def score_corpus(*, engine: str = "auto", max_lines: int = MAX_LINES, corpus: Pa
         if analysis.category.value == label["category"]:
             correct += 1
         else:
-            misses.append(f"{name}: expected {label['category']}, got {analysis.category.value} "
-                          f"{analysis.matched_rules[:4]}")
+            misses.append(
+                f"{name}: expected {label['category']}, got {analysis.category.value} "
+                f"{analysis.matched_rules[:4]}"
+            )
         if missing:
             misses.append(f"{name}: lines not in excerpt {missing}")
     return CorpusScore(len(cases), correct, labelled, recalled, tuple(misses))
@@ -76,9 +78,11 @@ def test_corpus_quality_with_rules_alone() -> None:
     score = score_corpus()
     if not score.cases:
         pytest.skip("no labelled corpus yet")
-    print(f"\ncorpus: {score.cases} logs; category accuracy {score.accuracy:.1%}; "
-          f"excerpt recall {score.recall:.1%} ({score.recalled_lines}/{score.labelled_lines} lines, "
-          f"<= {MAX_LINES}-line excerpts)")
+    print(
+        f"\ncorpus: {score.cases} logs; category accuracy {score.accuracy:.1%}; "
+        f"excerpt recall {score.recall:.1%} ({score.recalled_lines}/{score.labelled_lines} lines, "
+        f"<= {MAX_LINES}-line excerpts)"
+    )
     for miss in score.misses:
         print("  miss:", miss)
     assert score.accuracy >= ACCURACY_FLOOR, "\n".join(score.misses)

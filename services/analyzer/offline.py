@@ -1,0 +1,90 @@
+"""``medic analyze LOGFILE [--json]``: the analyzer on a log file, without any service.
+
+Useful to try a rule change against a real log, or to see why ci-medic classified a
+failure as it did. The log is read in bounded chunks, so a huge log is fine. Log text
+is printed as plain text, never as markup: a log cannot restyle or forge the output.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from medic.services.analyzer.classify import LogAnalysis, analyze_log
+from medic.services.analyzer.knowledge import KnowledgeBase, default_knowledge_base
+from medic.services.analyzer.logtext import iter_file_lines
+
+EXIT_OK = 0
+EXIT_UNREADABLE = 2
+
+
+def analysis_document(analysis: LogAnalysis) -> dict[str, Any]:
+    """The ``--json`` shape: one object, stable keys."""
+    return {
+        "category": analysis.category.value,
+        "risk": analysis.risk,
+        "confidence": analysis.confidence,
+        "action": analysis.proposed_action.model_dump(mode="json"),
+        "fingerprint": analysis.fingerprint,
+        "method": analysis.method.value,
+        "matched_rules": list(analysis.matched_rules),
+        "summary": analysis.summary,
+        "excerpt": [{"line": line.line, "text": line.text} for line in analysis.excerpt],
+    }
+
+
+def analyze_file(
+    path: Path,
+    *,
+    as_json: bool,
+    console: Console,
+    knowledge_base: KnowledgeBase | None = None,
+    max_lines: int = 80,
+) -> int:
+    """Print the analysis of one log file; 0 on success, 2 if the file cannot be read."""
+    if not path.is_file():
+        reason = "no such file" if not path.exists() else "not a regular file"
+        console.print(Text(f"error: cannot read {path}: {reason}"), style="red")
+        return EXIT_UNREADABLE
+    try:
+        analysis = analyze_log(
+            iter_file_lines(path),
+            knowledge_base=knowledge_base or default_knowledge_base(),
+            max_lines=max_lines,
+        )
+    except OSError as exc:
+        console.print(Text(f"error: cannot read {path}: {exc.strerror or exc}"), style="red")
+        return EXIT_UNREADABLE
+    if as_json:
+        console.print(json.dumps(analysis_document(analysis)), markup=False, highlight=False, soft_wrap=True)
+    else:
+        _print_report(analysis, console)
+    return EXIT_OK
+
+
+def _print_report(analysis: LogAnalysis, console: Console) -> None:
+    action = analysis.proposed_action
+    action_text = action.kind.value + (f" (cache key {action.cache_key})" if action.cache_key else "")
+    for label, value in (
+        ("category", analysis.category.value),
+        ("risk", f"{analysis.risk}/10"),
+        ("confidence", f"{analysis.confidence:.2f}"),
+        ("action", action_text),
+        ("fingerprint", analysis.fingerprint),
+        ("method", analysis.method.value),
+        ("rules", ", ".join(analysis.matched_rules) or "-"),
+        ("summary", analysis.summary),
+    ):
+        console.print(Text.assemble((f"{label:>12}: ", "bold"), value))
+    console.print(Text(f"excerpt ({len(analysis.excerpt)} lines):", style="bold"))
+    width = len(str(analysis.excerpt[-1].line)) if analysis.excerpt else 1
+    previous = 0
+    for line in analysis.excerpt:
+        if previous and line.line != previous + 1:
+            console.print(Text(" " * width + "  …", style="dim"))
+        console.print(Text.assemble((f"{line.line:>{width}} │ ", "dim"), line.text), soft_wrap=True)
+        previous = line.line
