@@ -7,16 +7,19 @@ passed down; nothing reads the environment at import time. A bad value stops sta
 
 from __future__ import annotations
 
+import json
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from medic.events import ActionKind
@@ -68,7 +71,8 @@ class Settings(BaseSettings):
     # --- policy (the seed's keys) ---
     risk_threshold: int = Field(default=4, ge=0, le=10)
     """Auto-remediation is allowed only for risk at or below this value."""
-    protected_repositories: tuple[str, ...] = ()
+    protected_repositories: Annotated[tuple[str, ...], NoDecode] = ()
+    """``a/b,c/d`` or a JSON list; NoDecode lets the comma form reach the validator."""
     slack_channels: dict[str, str] = Field(
         default_factory=lambda: {"default": "#ci-medic", "approvals": "#ci-medic-approvals"}
     )
@@ -111,6 +115,8 @@ class Settings(BaseSettings):
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)  # a JSONDecodeError becomes a validation error naming the key
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
@@ -132,8 +138,10 @@ class Settings(BaseSettings):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
 
     def policy_for(self, repository: str) -> RepositoryPolicy:
-        override = self.repository_configs.get(repository) or self.repository_configs.get(
-            repository.lower(), RepositoryConfig()
+        wanted = repository.lower()  # GitHub names are case-insensitive, like protected_repositories
+        override = self.repository_configs.get(repository) or next(
+            (config for name, config in self.repository_configs.items() if name.lower() == wanted),
+            RepositoryConfig(),
         )
         protected = repository.lower() in {r.lower() for r in self.protected_repositories}
         return RepositoryPolicy(
@@ -165,12 +173,30 @@ class _TomlFileSource(PydanticBaseSettingsSource):
                 data = tomllib.load(handle)
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        except RecursionError:
+            raise ConfigError(f"config file {path} is not valid TOML: nested too deeply") from None
         section = data.get("medic", data)
         if not isinstance(section, dict):
             raise ConfigError(f"config file {path}: [medic] must be a table")
-        return section
+        keys = _aliased_keys(self.settings_cls)
+        return {keys.get(key) or key: value for key, value in section.items()}
+
+
+def _aliased_keys(settings_cls: type[BaseSettings]) -> dict[str, str]:
+    """``nats_url`` / ``NATS_URL`` -> ``MEDIC_NATS_URL``: the key the environment source uses.
+
+    The file names fields as written (``nats_url``); merged under another key than the
+    environment's, it would be refused as unknown, or beat the environment.
+    """
+    keys: dict[str, str] = {}
+    for name, field in settings_cls.model_fields.items():
+        if isinstance(field.validation_alias, AliasChoices):
+            choices = [c for c in field.validation_alias.choices if isinstance(c, str)]
+            for key in (name, *choices):
+                keys[key] = choices[0]
+    return keys
 
 
 def load_settings(
@@ -192,5 +218,7 @@ def load_settings(
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from None
+    except SettingsError as exc:  # an environment value that is not the JSON its field needs
+        raise ConfigError(f"invalid configuration: {exc}") from None
     finally:
         _config_file.reset(token)
