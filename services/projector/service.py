@@ -30,7 +30,8 @@ log = logger(__name__)
 class ProjectorService(Service):
     name: ClassVar[str] = CONSUMER
     consumes: ClassVar[tuple[str, ...] | None] = ()
-    concurrency: ClassVar[int] = 8
+    concurrency: ClassVar[int] = 1
+    """One at a time: the audit chain then follows stream order, which is causal order per failure."""
 
     def __init__(self, *, database_url: str, schema: str = "medic", pool_size: int = 10) -> None:
         self.database_url = database_url
