@@ -21,7 +21,9 @@ from medic.events import (
     RemediationStarted,
 )
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""C0/C1 controls, Unicode line/paragraph separators, and bidi overrides that reorder what is shown."""
+_MAX_JOBS = 5
 
 
 def quote(text: str, limit: int = 120) -> str:
@@ -30,13 +32,15 @@ def quote(text: str, limit: int = 120) -> str:
 
 
 def describe(event: Event) -> str:
-    short = event.failure_id[:8]
+    short = quote(event.failure_id[:8])
     match event:
         case FailureDetected(payload=p):
-            jobs = ", ".join(quote(j.name, 40) for j in p.failed_jobs) or "no job details"
+            names = [quote(j.name, 40) for j in p.failed_jobs[:_MAX_JOBS]]
+            more = len(p.failed_jobs) - len(names)
+            jobs = ", ".join(names) + (f" and {more} more" if more > 0 else "") or "no job details"
             return (
-                f"[{short}] FAILED {p.repository} #{p.run_id}.{p.run_attempt} {quote(p.workflow_name, 60)}"
-                f" on {quote(p.branch, 60)} ({jobs})"
+                f"[{short}] FAILED {quote(p.repository, 100)} #{p.run_id}.{p.run_attempt}"
+                f" {quote(p.workflow_name, 60)} on {quote(p.branch, 60)} ({jobs})"
             )
         case AnalysisCompleted(payload=p):
             return (
@@ -47,8 +51,8 @@ def describe(event: Event) -> str:
             return f"[{short}] GATE {p.outcome.value}: {quote('; '.join(p.reasons), 200)}"
         case ApprovalRequested(payload=p):
             return (
-                f"[{short}] APPROVAL NEEDED for {p.action.kind.value} on {p.repository}"
-                f" (id {p.approval_id}, expires {p.expires_at:%Y-%m-%d %H:%M}Z)"
+                f"[{short}] APPROVAL NEEDED for {p.action.kind.value} on {quote(p.repository, 100)}"
+                f" (id {quote(p.approval_id, 40)}, expires {p.expires_at:%Y-%m-%d %H:%M}Z)"
             )
         case ApprovalGranted(payload=p):
             return f"[{short}] APPROVED by {quote(p.approver, 60)}"
@@ -57,7 +61,7 @@ def describe(event: Event) -> str:
         case ApprovalExpired():
             return f"[{short}] APPROVAL EXPIRED: nobody decided in time"
         case RemediationStarted(payload=p):
-            return f"[{short}] REMEDIATING {p.repository} #{p.run_id}: {p.action.kind.value}"
+            return f"[{short}] REMEDIATING {quote(p.repository, 100)} #{p.run_id}: {p.action.kind.value}"
         case RemediationFinished(payload=p):
             return f"[{short}] REMEDIATION {p.outcome.value.upper()}: {quote(p.detail, 200)}"
     return f"[{short}] {event.event_type}"
