@@ -28,12 +28,14 @@ hex_hashes = st.text(alphabet="0123456789abcdef", min_size=7, max_size=40).filte
 )
 uuids = st.uuids().map(str)
 ports = st.integers(min_value=1, max_value=65535)
-timestamps = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2999, 12, 31)).map(lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+timestamps = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2999, 12, 31)).map(
+    lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+)
 path_segments = st.text(alphabet=string.ascii_letters + string.digits + "_-", min_size=1, max_size=12)
 workspace_roots = st.tuples(path_segments, path_segments).map(lambda p: f"/home/runner/work/{p[0]}/{p[1]}")
-temp_dirs = st.tuples(st.sampled_from(["/tmp", "/var/folders", "/var/tmp"]), path_segments, path_segments).map(
-    lambda p: f"{p[0]}/{p[1]}/{p[2]}"
-)
+temp_dirs = st.tuples(
+    st.sampled_from(["/tmp", "/var/folders", "/var/tmp"]), path_segments, path_segments
+).map(lambda p: f"{p[0]}/{p[1]}/{p[2]}")
 
 
 @st.composite
@@ -64,7 +66,9 @@ def render_failure(message: str, values: dict[str, str]) -> list[str]:
 
 # --- hostile log lines ----------------------------------------------------------------
 
-ansi_codes = st.sampled_from(["\x1b[31m", "\x1b[0m", "\x1b[1;32;40m", "\x1b]0;title\x07", "\x1b[2K", "\x1b[?25l"])
+ansi_codes = st.sampled_from(
+    ["\x1b[31m", "\x1b[0m", "\x1b[1;32;40m", "\x1b]0;title\x07", "\x1b[2K", "\x1b[?25l"]
+)
 log_lines = st.text(
     alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\n"), max_size=300
 )

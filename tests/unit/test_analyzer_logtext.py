@@ -16,7 +16,9 @@ from medic.services.analyzer.logtext import (
 
 
 def test_strips_timestamp_and_colour() -> None:
-    text, marker = clean_line("2025-10-11T22:44:24.0057129Z \x1b[31mFAILED\x1b[0m tests/test_a.py::test_x\r\n")
+    text, marker = clean_line(
+        "2025-10-11T22:44:24.0057129Z \x1b[31mFAILED\x1b[0m tests/test_a.py::test_x\r\n"
+    )
     assert (text, marker) == ("FAILED tests/test_a.py::test_x", Marker.PLAIN)
 
 

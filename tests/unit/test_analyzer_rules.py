@@ -26,7 +26,9 @@ rules:
 """
 
 
-def rules_yaml(name: str = "my-rule", pattern: str = "'boom'", category: str = "compile", risk: int = 5) -> str:
+def rules_yaml(
+    name: str = "my-rule", pattern: str = "'boom'", category: str = "compile", risk: int = 5
+) -> str:
     return VALID.format(name=name, pattern=pattern, category=category, risk=risk)
 
 
@@ -70,8 +72,14 @@ def test_unsafe_pattern_is_refused_naming_the_rule(pattern: str, why: str) -> No
     [
         (rules_yaml(category="bogus"), "category"),
         (rules_yaml(risk=11), "risk_floor"),
-        ("rules: [{name: no-patterns, patterns: [], category: lint, risk_floor: 1, confidence: 1}]", "patterns"),
-        ("rules: [{name: x, patterns: [a], category: lint, risk_floor: 1, confidence: 1, shell: rm}]", "shell"),
+        (
+            "rules: [{name: no-patterns, patterns: [], category: lint, risk_floor: 1, confidence: 1}]",
+            "patterns",
+        ),
+        (
+            "rules: [{name: x, patterns: [a], category: lint, risk_floor: 1, confidence: 1, shell: rm}]",
+            "shell",
+        ),
         ("rules:\n  - name: x\n    patterns: [a\n", "not valid YAML"),
         ("- just a list", "'rules' list"),
         (rules_yaml() + rules_yaml().replace("rules:\n", ""), "defined twice"),
@@ -96,7 +104,9 @@ def test_later_layers_override_by_name_and_can_disable() -> None:
 def test_organisation_then_repository_files_override_defaults(tmp_path: Path) -> None:
     org = tmp_path / "org.yaml"
     repo = tmp_path / "repo.yaml"
-    org.write_text(rules_yaml(name="network-transient", pattern="'ECONNRESET'", category="infrastructure", risk=4))
+    org.write_text(
+        rules_yaml(name="network-transient", pattern="'ECONNRESET'", category="infrastructure", risk=4)
+    )
     repo.write_text(rules_yaml(name="our-own", pattern="'our build broke'"))
     rules = load_knowledge_rules(organisation=org, repository=repo)
     by_name = {rule.name: rule for rule in rules}
