@@ -355,7 +355,10 @@ class Subscription:
     ) -> None:
         try:
             if error is None:
-                await msg.ack()
+                if self._stopping.is_set():
+                    await msg.ack_sync()  # a drain ends only when the server has every ack
+                else:
+                    await msg.ack()
                 EVENTS_HANDLED.labels(self.service, event_type, "ok").inc()
                 return
             permanent = isinstance(error, EventDecodeError | PermanentError)
