@@ -73,10 +73,12 @@ def _strip_decoration(raw: str) -> str:
     text = (
         raw if len(raw) <= _RAW_SCAN_CHARS else raw[: _RAW_SCAN_CHARS - _KEEP_END] + _CUT + raw[-_KEEP_END:]
     )
-    if "\x1b" in text or "\x9b" in text:
-        text = _ANSI.sub("", text)
-    text = _CONTROL.sub("", text.replace("\t", "    "))
-    return _TIMESTAMP.sub("", text, count=1)
+    if not text.isprintable():  # C-speed check; most lines need no more work
+        if "\x1b" in text or "\x9b" in text:
+            text = _ANSI.sub("", text)
+        text = _CONTROL.sub("", text.replace("\t", "    "))
+    stamp = _TIMESTAMP.match(text)
+    return text[stamp.end() :] if stamp else text
 
 
 def clean_line(raw: str) -> tuple[str, Marker]:
@@ -86,7 +88,7 @@ def clean_line(raw: str) -> tuple[str, Marker]:
     """
     text = _strip_decoration(raw.rstrip("\r\n"))
     marker = Marker.PLAIN
-    command = _HASH_COMMAND.match(text) or _COLON_COMMAND.match(text)
+    command = (_HASH_COMMAND.match(text) or _COLON_COMMAND.match(text)) if text[:1] in "#:" else None
     if command is not None:
         marker = _MARKERS.get(command.group(1), Marker.OTHER)
         text = text[command.end() :]

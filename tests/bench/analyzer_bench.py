@@ -1,0 +1,166 @@
+"""Analyzer throughput: the rules matcher on Hyperscan, on RE2, and on Python ``re``.
+
+All three scan the same synthetic job log (GitHub-style timestamps, colour, build and
+test output, a sprinkle of real failure lines) in the same run, so the figures compare
+engines, not machines. Python ``re`` is the naive baseline: one big alternation of
+every pattern, ``finditer`` over each batch. Corpus accuracy and excerpt recall (rules
+alone) come last.
+
+    python -m tests.bench.analyzer_bench        # BENCH_ANALYZER_MB=32 for a bigger log
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from collections.abc import Callable, Sequence
+from time import perf_counter
+from typing import Any
+
+from medic.services.analyzer.classify import analyze_log
+from medic.services.analyzer.knowledge import KnowledgeBase, default_knowledge_base
+from medic.services.analyzer.logtext import clean_line
+from medic.services.analyzer.matcher import hyperscan_available
+
+_BATCH = 4096
+_ORDINARY = (
+    "{ts} \x1b[32mPASSED\x1b[0m tests/unit/test_module_{n}.py::test_case_{m} [ {p}%]",
+    "{ts}   Downloading package-{n}.{m}.0-py3-none-any.whl ({p} kB)",
+    "{ts} [INFO] Compiling {n} source files to /home/runner/work/app/app/target/classes",
+    "{ts} ok  \tgithub.com/acme/app/internal/pkg{n}\t0.{m}s",
+    "{ts} npm http fetch GET 200 https://registry.npmjs.org/pkg-{n} {m}ms (cache hit)",
+    "{ts}    Compiling crate-{n} v0.{m}.{p}",
+    "{ts} [command]/usr/bin/git -c protocol.version=2 fetch --no-tags --depth=1 origin {n}",
+    "{ts} ##[group]Run actions/setup-node@v4 step {n}",
+    "{ts} ##[endgroup]",
+)
+_FAILURES = (
+    "{ts} FAILED tests/test_orders.py::test_total_{n} - assert {m} == {p}",
+    "{ts} npm ERR! code ECONNRESET",
+    "{ts} src/main.c:{n}:{m}: error: 'x' undeclared (first use in this function)",
+    "{ts} ##[error]Process completed with exit code 1.",
+)
+
+
+def synthetic_log(megabytes: float, *, seed: int = 7) -> list[str]:
+    """Raw lines summing to about ``megabytes`` MiB; one line in a hundred is a failure."""
+    rng = random.Random(seed)
+    lines: list[str] = []
+    size = 0
+    target = int(megabytes * 1024 * 1024)
+    while size < target:
+        template = rng.choice(_FAILURES if rng.random() < 0.01 else _ORDINARY)
+        line = template.format(
+            ts=f"2025-10-11T22:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{rng.randrange(10**7):07d}Z",
+            n=rng.randrange(1000),
+            m=rng.randrange(1000),
+            p=rng.randrange(100),
+        )
+        lines.append(line)
+        size += len(line) + 1
+    return lines
+
+
+def _batches(lines: Sequence[str]) -> list[list[str]]:
+    return [list(lines[i : i + _BATCH]) for i in range(0, len(lines), _BATCH)]
+
+
+def _python_re_scanner(knowledge_base: KnowledgeBase) -> tuple[Callable[[list[str]], int], int]:
+    """One alternation of every pattern Python's ``re`` accepts; returns (scan, skipped)."""
+    parts, skipped = [], 0
+    for rule in knowledge_base.rules:
+        for pattern in rule.patterns:
+            try:
+                re.compile(pattern)
+            except re.error:
+                skipped += 1
+                continue
+            parts.append(f"(?:{pattern})")
+    combined = re.compile("|".join(parts), re.IGNORECASE | re.MULTILINE)
+
+    def scan(batch: list[str]) -> int:
+        return sum(1 for _ in combined.finditer("\n".join(batch)))
+
+    return scan, skipped
+
+
+def _throughput(scan: Callable[[list[str]], Any], batches: list[list[str]], size: int) -> float:
+    started = perf_counter()
+    for batch in batches:
+        scan(batch)
+    return size / (1024 * 1024) / (perf_counter() - started)
+
+
+def matcher_figures(megabytes: float) -> list[dict[str, Any]]:
+    raw = synthetic_log(megabytes)
+    cleaned = [clean_line(line)[0] for line in raw]
+    size = sum(len(line.encode()) + 1 for line in cleaned)
+    batches = _batches(cleaned)
+    figures: list[dict[str, Any]] = []
+    engines = ("hyperscan", "re2") if hyperscan_available() else ("re2",)
+    for engine in engines:
+        knowledge_base = default_knowledge_base(engine)
+        rate = _throughput(knowledge_base.matcher.scan_lines, batches, size)
+        patterns = sum(len(rule.patterns) for rule in knowledge_base.rules)
+        note = f"{len(knowledge_base.rules)} rules, {patterns} patterns"
+        figures.append(
+            {"figure": f"analyzer_matcher_{engine}", "value": round(rate, 2), "unit": "MB/s", "note": note}
+        )
+    python_scan, skipped = _python_re_scanner(default_knowledge_base("re2"))
+    sample = batches[: max(1, len(batches) // 16)]  # it is ~100x slower; the rate is per MB anyway
+    rate = _throughput(python_scan, sample, sum(len(line.encode()) + 1 for b in sample for line in b))
+    figures.append(
+        {
+            "figure": "analyzer_matcher_python_re",
+            "value": round(rate, 2),
+            "unit": "MB/s",
+            "note": f"baseline: one re alternation, finditer per batch, on 1/16 of the log "
+            f"({skipped} patterns re refused)",
+        }
+    )
+    started = perf_counter()
+    analyze_log(raw, knowledge_base=default_knowledge_base())
+    whole = len("\n".join(raw).encode()) / (1024 * 1024) / (perf_counter() - started)
+    figures.append(
+        {
+            "figure": "analyzer_analyze_log",
+            "value": round(whole, 2),
+            "unit": "MB/s",
+            "note": f"end to end on the raw {megabytes:g} MiB log: clean, match, excerpt, classify",
+        }
+    )
+    return figures
+
+
+def corpus_figures() -> list[dict[str, Any]]:
+    from tests.quality.test_corpus_quality import MAX_LINES, score_corpus
+
+    score = score_corpus()
+    if not score.cases:
+        return []
+    return [
+        {
+            "figure": "analyzer_corpus_accuracy",
+            "value": round(score.accuracy, 4),
+            "unit": "ratio",
+            "note": f"category accuracy, rules alone, {score.cases} labelled logs",
+        },
+        {
+            "figure": "analyzer_corpus_excerpt_recall",
+            "value": round(score.recall, 4),
+            "unit": "ratio",
+            "note": f"labelled lines inside the <= {MAX_LINES}-line excerpt ({score.labelled_lines} lines)",
+        },
+    ]
+
+
+def run() -> list[dict[str, Any]]:
+    megabytes = float(os.environ.get("BENCH_ANALYZER_MB", "16"))
+    return matcher_figures(megabytes) + corpus_figures()
+
+
+if __name__ == "__main__":
+    for figure in run():
+        print(json.dumps(figure), flush=True)
