@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 from datetime import timedelta
 from typing import Annotated
 
@@ -195,7 +196,11 @@ class ApprovalService(Service):
 
         def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
             token = self.settings.api_token
-            if token is not None and authorization != f"Bearer {token.get_secret_value()}":
+            if token is None:
+                return
+            expected = f"Bearer {token.get_secret_value()}".encode()
+            # constant-time: the comparison's duration must not tell how much of a guess was right
+            if not hmac.compare_digest((authorization or "").encode(), expected):
                 raise HTTPException(401, "approve/reject needs Authorization: Bearer <MEDIC_API_TOKEN>")
 
         @router.get("")
