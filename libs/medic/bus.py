@@ -117,9 +117,12 @@ class Bus:
         return bus
 
     async def close(self) -> None:
+        """Drain (in-flight acks and publishes finish), but never hang a shutdown on it."""
         if self.nc.is_connected:
-            with contextlib.suppress(Exception):
-                await self.nc.drain()
+            try:
+                await asyncio.wait_for(self.nc.drain(), timeout=5)
+            except Exception:
+                await self.nc.close()
 
     async def ensure_streams(self) -> None:
         """Create the event and dead-letter streams, or bring their config up to date."""

@@ -7,11 +7,12 @@ from prometheus_client import Counter
 from medic.bus import Bus, Delivery
 from medic.events import AnalysisCompleted, AnalysisMethod, Event, FailureDetected, derive_event_id
 from medic.llm.client import ModelClient
+from medic.redact import redact
 from medic.runtime import Service
 from medic.services.analyzer.cache import AnalysisCache
 from medic.services.analyzer.classify import LogAnalysis, analyze_failure, is_confident
-from medic.services.analyzer.model_path import RefinedAnalysis, refine_with_model, rules_only
 from medic.services.analyzer.knowledge import KnowledgeBase
+from medic.services.analyzer.model_path import RefinedAnalysis, refine_with_model, rules_only
 
 ANALYSES = Counter("medic_analyses_total", "Analyses by method and category", ["method", "category"])
 CONFIDENCE_THRESHOLD = 0.7
@@ -41,7 +42,7 @@ class AnalyzerService(Service):
         rules = analyze_failure(
             failure.failed_jobs, knowledge_base=self.knowledge_base, history=failure.history
         )
-        result = await self._refine(rules)
+        result = _redacted(await self._refine(rules))
         ack = await self.bus.publish(
             AnalysisCompleted(
                 event_id=derive_event_id(event.event_id, "AnalysisCompleted", event.occurred_at),
@@ -68,3 +69,9 @@ class AnalyzerService(Service):
         if refined.method is AnalysisMethod.MODEL:
             await self._cache.put(refined)
         return refined
+
+
+def _redacted(analysis: RefinedAnalysis) -> RefinedAnalysis:
+    """Excerpt lines leave the process (bus, database, Slack): no secrets in them, ever."""
+    lines = tuple(line.model_copy(update={"text": redact(line.text)}) for line in analysis.excerpt)
+    return analysis.model_copy(update={"excerpt": lines, "summary": redact(analysis.summary)})

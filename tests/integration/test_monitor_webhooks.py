@@ -68,6 +68,8 @@ async def detected(bus: Bus, *, expect: int, wait: float = 5.0) -> list[FailureD
             events.append(event)
     except TimeoutError:
         pass
+    finally:
+        await sub.unsubscribe()
     return events
 
 
