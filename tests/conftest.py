@@ -15,6 +15,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from medic.bus import Bus, Topology
 from medic.embedded import EmbeddedNats, EmbeddedPostgres
 

@@ -42,7 +42,9 @@ class Pipeline:
         return dict(response.json())
 
     async def audit(self, failure_id: str) -> list[dict[str, Any]]:
-        response = await self.http.get(f"{self.url}/api/audit", params={"failure_id": failure_id, "limit": 500})
+        response = await self.http.get(
+            f"{self.url}/api/audit", params={"failure_id": failure_id, "limit": 500}
+        )
         response.raise_for_status()
         return list(response.json()["items"])
 

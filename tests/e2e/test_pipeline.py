@@ -49,7 +49,9 @@ async def test_approving_a_pending_failure_runs_its_remediation(
     ) as pipeline:
         await simulate(pipeline.sandbox_url, 4)
         await pipeline.wait_settled(4, within=30)
-        pending = (await pipeline.http.get(f"{pipeline.url}/api/approvals", params={"status": "pending"})).json()
+        pending = (
+            await pipeline.http.get(f"{pipeline.url}/api/approvals", params={"status": "pending"})
+        ).json()
         retryable = [p for p in pending if p["action"]["kind"] == "rerun_failed_jobs"]
         assert retryable, pending
         chosen = retryable[0]

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import pytest
+
 from medic.bus import Bus, Delivery, PermanentError
 from medic.events import (
     Event,
