@@ -136,13 +136,11 @@ def build_service(name: str, settings: Settings, parts: Parts) -> Service:
 
         return MonitorService(settings=settings, bus=parts.bus, github=parts.github)
     if name == "analyzer":
-        from medic.services.analyzer.knowledge import default_knowledge_base
+        from medic.services.analyzer.knowledge import knowledge_for_settings
         from medic.services.analyzer.service import AnalyzerService
 
         return AnalyzerService(
-            bus=parts.bus,
-            knowledge_base=default_knowledge_base(settings.analyzer_engine),
-            model=parts.model,
+            bus=parts.bus, knowledge_for=knowledge_for_settings(settings), model=parts.model
         )
     if name == "safety-gate":
         from medic.services.safety_gate.service import SafetyGateService

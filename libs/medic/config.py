@@ -42,6 +42,8 @@ class RepositoryConfig(BaseModel):
     protected: bool | None = None
     slack_channel: str | None = None
     allowed_actions: tuple[ActionKind, ...] | None = None
+    rules_file: Path | None = None
+    """Extra analyzer rules for this repository, over the organisation's and the shipped ones."""
 
 
 class RepositoryPolicy(BaseModel):
@@ -106,6 +108,8 @@ class Settings(BaseSettings):
     model_base_url: str | None = None
     model_api_key: SecretStr | None = None
     model_name: str = "gpt-4o-mini"
+    rules_file: Path | None = None
+    """The organisation's analyzer rules (YAML), over the shipped knowledge base."""
     analyzer_engine: Literal["auto", "hyperscan", "re2"] = "auto"
     """Multi-pattern engine for the rules; ``auto`` prefers hyperscan and falls back to RE2."""
     api_token: SecretStr | None = None

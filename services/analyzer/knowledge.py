@@ -8,10 +8,11 @@ change) and shared by every analysis, read-only.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medic.config import Settings
 from medic.services.analyzer.matcher import Engine, Matcher
 from medic.services.analyzer.rules import Rule, default_rules, load_knowledge_rules
 
@@ -47,3 +48,30 @@ class KnowledgeBase:
 def default_knowledge_base(engine: Engine = "auto") -> KnowledgeBase:
     """The shipped rules, compiled once per process and engine."""
     return KnowledgeBase.from_rules(default_rules(), engine=engine)
+
+
+def knowledge_for_settings(settings: Settings) -> Callable[[str], KnowledgeBase]:
+    """Knowledge bases by repository: shipped rules, then the organisation's, then the repository's.
+
+    Rule files are read and compiled at start-up, so a bad file stops the analyzer with the
+    rule's name instead of failing on the first log; each distinct combination compiles once.
+    """
+    engine = settings.analyzer_engine
+    organisation = settings.rules_file
+    shared = (
+        KnowledgeBase.load(organisation=organisation, engine=engine)
+        if organisation
+        else default_knowledge_base(engine)
+    )
+    by_repository = {
+        repository.lower(): KnowledgeBase.load(
+            organisation=organisation, repository=config.rules_file, engine=engine
+        )
+        for repository, config in settings.repository_configs.items()
+        if config.rules_file is not None
+    }
+
+    def knowledge_for(repository: str) -> KnowledgeBase:
+        return by_repository.get(repository.lower(), shared)
+
+    return knowledge_for

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import Counter
 
 from medic.bus import Bus, Delivery
@@ -23,9 +25,12 @@ class AnalyzerService(Service):
     consumes = ("FailureDetected",)
     concurrency = 4  # CPU-bound scanning; more would only queue on two cores
 
-    def __init__(self, *, bus: Bus, knowledge_base: KnowledgeBase, model: ModelClient | None) -> None:
+    def __init__(
+        self, *, bus: Bus, knowledge_for: Callable[[str], KnowledgeBase], model: ModelClient | None
+    ) -> None:
         self.bus = bus
-        self.knowledge_base = knowledge_base
+        self.knowledge_for = knowledge_for
+        """The knowledge base for a repository (shipped + organisation + repository rules)."""
         self.model = model
         self._cache: AnalysisCache | None = None
 
@@ -40,7 +45,9 @@ class AnalyzerService(Service):
             return
         failure = event.payload
         rules = analyze_failure(
-            failure.failed_jobs, knowledge_base=self.knowledge_base, history=failure.history
+            failure.failed_jobs,
+            knowledge_base=self.knowledge_for(failure.repository),
+            history=failure.history,
         )
         result = _redacted(await self._refine(rules))
         ack = await self.bus.publish(
