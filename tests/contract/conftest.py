@@ -7,7 +7,6 @@ converted to plain JSON Schema before validation; ``$ref``s resolve inside the s
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -15,7 +14,9 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-CONTRACTS = Path("/work/shared/contracts/github")
+from tests.contracts_dir import CONTRACTS as CONTRACTS_ROOT
+
+CONTRACTS = CONTRACTS_ROOT / "github"
 OPENAPI_FILE = CONTRACTS / "rest-api.openapi-subset.json"
 WEBHOOK_SCHEMAS = CONTRACTS / "webhooks" / "schemas"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,8 +24,9 @@ from medic.events import Category, ExcerptLine
 from medic.llm.client import ModelAnswerUnusable, ModelClient
 from medic.llm.schema import RulesHint, response_format, response_json_schema
 from medic.sandbox.openai import RunningSandbox, serve_sandbox_model
+from tests.contracts_dir import CONTRACTS as CONTRACTS_ROOT
 
-SPEC_FILE = Path("/work/shared/contracts/openai/chat-completions.openapi-subset.json")
+SPEC_FILE = CONTRACTS_ROOT / "openai" / "chat-completions.openapi-subset.json"
 SPEC_URI = "urn:medic:openai-chat-completions"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,8 +19,9 @@ from medic.runtime import HttpServer
 from medic.sandbox.github import create_sandbox_github
 from medic.services.monitor.service import MAX_WEBHOOK_BYTES, MonitorService
 from medic.services.monitor.signature import sign
+from tests.contracts_dir import CONTRACTS as CONTRACTS_ROOT
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "github" / "webhooks" / "examples"
+EXAMPLES = CONTRACTS_ROOT / "github" / "webhooks" / "examples"
 SECRET = "s3cret-current"
 OLD_SECRET = "s3cret-previous"
 
