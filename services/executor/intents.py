@@ -11,7 +11,7 @@ import contextlib
 from enum import StrEnum
 
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict
 
@@ -55,6 +55,14 @@ class IntentStore:
             if entry.value:
                 return RemediationIntent.model_validate_json(entry.value)
         return None
+
+    async def create(self, intent: RemediationIntent) -> bool:
+        """False when an intent for this failure already exists (another handler got there first)."""
+        try:
+            await self.kv.create(intent.failure_id, intent.model_dump_json().encode())
+        except KeyWrongLastSequenceError:
+            return False
+        return True
 
     async def put(self, intent: RemediationIntent) -> None:
         await self.kv.put(intent.failure_id, intent.model_dump_json().encode())

@@ -35,6 +35,10 @@ log = logger(__name__)
 REMEDIATIONS = Counter("medic_remediations_total", "Finished remediations", ["action", "outcome"])
 
 
+class ConcurrentRemediation(Exception):
+    """Another handler wrote the intent first; retrying later finds its outcome."""
+
+
 @dataclass(frozen=True)
 class Order:
     """What to do, decided upstream (by the gate or a person); nothing here widens it."""
@@ -117,7 +121,8 @@ class ExecutorService(Service):
                 baseline_attempt=run.run_attempt,
                 approved_by=order.approved_by,
             )
-            await self.intents.put(intent)
+            if not await self.intents.create(intent):
+                raise ConcurrentRemediation(f"{order.failure_id} is being remediated by another handler")
         await self.bus.publish(
             RemediationStarted(
                 event_id=derive_event_id(order.cause_id, "RemediationStarted", order.cause_at),
