@@ -115,6 +115,30 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     """When set, approve/reject over HTTP needs ``Authorization: Bearer <token>``."""
 
+    # --- monitor: which repositories, how they are polled ---
+    allowed_repositories: Annotated[tuple[str, ...], NoDecode] = ()
+    """``owner/name`` or ``owner/*`` entries; webhooks for any other repository are ignored. Empty: all."""
+    poll_repositories: Annotated[tuple[str, ...], NoDecode] = ()
+    """Repositories polled every ``polling_interval_minutes`` (a safety net under lost webhooks)."""
+    poll_organisations: Annotated[tuple[str, ...], NoDecode] = ()
+    """Organisations whose every (non-archived) repository is polled."""
+    poll_lookback_minutes: float = Field(default=60.0, ge=0, le=7 * 24 * 60)
+    """On the first poll of a repository (no cursor yet), failures this recent are reported."""
+    github_app_id: int | None = Field(default=None, ge=1)
+    """With a private key, the monitor and executor act as this GitHub App (wins over the token)."""
+    github_app_private_key: SecretStr | None = None
+    """The App's PEM private key, inline; or see ``github_app_private_key_file``."""
+    github_app_private_key_file: Path | None = None
+
+    @field_validator("allowed_repositories", "poll_repositories", "poll_organisations", mode="before")
+    @classmethod
+    def _split_monitor_lists(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
     @field_validator("protected_repositories", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:

@@ -12,14 +12,24 @@ from medic.events import (
     FailedJob,
     FailureDetected,
     FailureDetectedPayload,
+    RunHistory,
     derive_event_id,
     derive_failure_id,
     utc_now,
 )
 from medic.github.client import GitHubClient
 from medic.github.errors import GitHubError
+from medic.github.models import Job, WorkflowRun
 from medic.redact import redact
-from medic.services.monitor.intake import RunToInspect
+from medic.services.monitor.intake import RunToInspect, from_workflow_run
+from medic.telemetry import logger
+
+log = logger(__name__)
+
+FAILED = frozenset({"failure", "timed_out", "startup_failure"})
+PASSED = frozenset({"success", "skipped", "neutral"})
+HISTORY_WINDOW = 30
+"""Completed runs of the branch looked at for the same commit and its parent: one page."""
 
 INLINE_EXCERPT_BYTES = 256 * 1024
 """Per job; keeps a FailureDetected well under the NATS default max payload (1 MiB)."""
@@ -54,8 +64,88 @@ async def failed_jobs(github: GitHubClient, run: RunToInspect, *, log_tail_bytes
     return result
 
 
+async def complete_partial(github: GitHubClient, run: RunToInspect) -> RunToInspect:
+    """Fill in an attempt known from a ``workflow_job`` delivery; keep what we had if GitHub can't say."""
+    if not run.partial:
+        return run
+    try:
+        fetched = await github.get_run(run.repository, run.run_id)
+    except GitHubError as exc:
+        log.warning("run_details_unavailable", repository=run.repository, run_id=run.run_id, error=str(exc))
+        return run
+    full = from_workflow_run(fetched, source=run.source, repository=run.repository)
+    same_attempt = fetched.run_attempt == run.run_attempt
+    return full.model_copy(
+        update={
+            "run_attempt": run.run_attempt,
+            "delivery_id": run.delivery_id,
+            "conclusion": fetched.conclusion if fetched.conclusion in FAILED else "failure",
+            "updated_at": fetched.updated_at if same_attempt and fetched.status == "completed" else None,
+        }
+    )
+
+
+async def run_history(github: GitHubClient, run: RunToInspect) -> RunHistory | None:
+    """What the analyzer needs to call a failure flaky or inherited, in at most two requests.
+
+    Earlier attempts come from the run's jobs of every attempt (only fetched for a re-run);
+    other runs of the same workflow on the same commit, and the parent commit's latest run,
+    come from one page of the branch's completed runs. The REST API has no "parent commit"
+    without the commits endpoint, so the parent is the newest older run of the same workflow
+    on the branch with another head commit: on a branch of pushes, that is the parent.
+    Any failure here is logged and the detection goes on without history.
+    """
+    try:
+        passed, failed = _earlier_attempts(await _all_jobs(github, run), run.run_attempt)
+        parent: str | None = None
+        if run.branch:
+            page = await github.list_runs(
+                run.repository, branch=run.branch, status="completed", per_page=HISTORY_WINDOW
+            )
+            same_commit, parent = _branch_history(page.runs, run)
+            passed += sum(1 for c in same_commit if c == "success")
+            failed += sum(1 for c in same_commit if c in FAILED)
+    except (GitHubError, ValueError, KeyError) as exc:
+        log.warning("run_history_unavailable", repository=run.repository, run_id=run.run_id, error=str(exc))
+        return None
+    return RunHistory(
+        earlier_attempts_passed=passed, earlier_attempts_failed=failed, parent_commit_conclusion=parent
+    )
+
+
+async def _all_jobs(github: GitHubClient, run: RunToInspect) -> list[Job]:
+    if run.run_attempt <= 1:
+        return []
+    return await github.list_jobs(run.repository, run.run_id, latest=False)
+
+
+def _earlier_attempts(jobs: list[Job], attempt: int) -> tuple[int, int]:
+    """(passed, failed) among attempts before ``attempt``, judged by the jobs each one ran."""
+    by_attempt: dict[int, list[str | None]] = {}
+    for job in jobs:
+        if job.run_attempt < attempt:
+            by_attempt.setdefault(job.run_attempt, []).append(job.conclusion)
+    failed = sum(1 for conclusions in by_attempt.values() if any(c in FAILED for c in conclusions))
+    passed = sum(1 for conclusions in by_attempt.values() if all(c in PASSED for c in conclusions))
+    return passed, failed
+
+
+def _branch_history(runs: tuple[WorkflowRun, ...], run: RunToInspect) -> tuple[list[str | None], str | None]:
+    """Conclusions of other runs of this workflow on the same commit, and the parent's conclusion."""
+    workflow = run.workflow_path or run.workflow_name
+    mine = [r for r in runs if (r.path or r.name) == workflow and r.id != run.run_id]
+    same_commit = [r.conclusion for r in mine if run.head_sha and r.head_sha == run.head_sha]
+    older = [r for r in mine if r.head_sha != run.head_sha and r.id < run.run_id]
+    parent = max(older, key=lambda r: r.id).conclusion if older else None
+    return same_commit, parent
+
+
 def failure_detected(
-    run: RunToInspect, jobs: list[FailedJob], *, detected_at: datetime | None = None
+    run: RunToInspect,
+    jobs: list[FailedJob],
+    *,
+    detected_at: datetime | None = None,
+    history: RunHistory | None = None,
 ) -> FailureDetected:
     failure_id = derive_failure_id(run.repository, run.run_id, run.run_attempt)
     seen = run.updated_at or run.run_started_at or detected_at or utc_now()
@@ -81,5 +171,6 @@ def failure_detected(
             detected_at=detected_at or utc_now(),
             source=run.source,
             failed_jobs=tuple(jobs),
+            history=history,
         ),
     )

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from medic.bus import DecodeError
+from medic.github.models import WorkflowRun
 
 
 class RunToInspect(BaseModel):
@@ -35,6 +36,8 @@ class RunToInspect(BaseModel):
     updated_at: datetime | None = None
     source: Literal["webhook", "poll"] = "webhook"
     delivery_id: str | None = None
+    partial: bool = False
+    """Only the run's id and attempt are known (a ``workflow_job`` delivery): fetch the rest."""
 
     @property
     def dedup_key(self) -> str:
@@ -47,3 +50,27 @@ def decode_run(data: bytes) -> RunToInspect:
         return RunToInspect.model_validate_json(data)
     except ValidationError as exc:
         raise DecodeError(f"not a RunToInspect: {exc.error_count()} errors: {exc.errors()[:3]}") from exc
+
+
+def from_workflow_run(
+    run: WorkflowRun, *, source: Literal["webhook", "poll"], repository: str | None = None
+) -> RunToInspect:
+    """The run as GitHub's REST API shows it (its latest attempt)."""
+    return RunToInspect(
+        repository=repository or run.repository,
+        run_id=run.id,
+        run_attempt=run.run_attempt,
+        workflow_name=run.name or run.path or "workflow",
+        workflow_path=run.path,
+        event=run.event,
+        branch=run.head_branch,
+        head_sha=run.head_sha,
+        commit_message=run.head_commit_message,
+        actor=run.actor_login,
+        pull_requests=run.pull_request_numbers,
+        html_url=run.html_url,
+        conclusion=run.conclusion or "failure",
+        run_started_at=run.run_started_at,
+        updated_at=run.updated_at,
+        source=source,
+    )

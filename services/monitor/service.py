@@ -1,8 +1,10 @@
-"""Monitor wiring: the GitHub webhook endpoint, the intake stream, FailureDetected out."""
+"""Monitor wiring: the GitHub webhook endpoint and the poller feed one intake stream; FailureDetected out."""
 
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request
@@ -14,8 +16,11 @@ from medic.config import Settings
 from medic.github.client import GitHubClient
 from medic.runtime import Service
 from medic.services.monitor import signature
-from medic.services.monitor.details import failed_jobs, failure_detected
+from medic.services.monitor.allowlist import RepositoryAllowlist
+from medic.services.monitor.cursors import DETECTION_MEMORY_SECONDS, Detections, PollState, open_bucket
+from medic.services.monitor.details import complete_partial, failed_jobs, failure_detected, run_history
 from medic.services.monitor.intake import RunToInspect, decode_run
+from medic.services.monitor.polling import Poller
 from medic.services.monitor.webhooks import Ignored, WebhookRejected, interpret
 from medic.telemetry import logger
 
@@ -36,10 +41,19 @@ class MonitorService(Service):
         self.github = github
         self.intake_stream = f"{bus.topology.stream}_INTAKE"
         self.intake_subject = f"{bus.topology.prefix}.intake.github"
+        self.cursor_bucket = f"{bus.topology.stream}_monitor_cursors"
+        self.detected_bucket = f"{bus.topology.stream}_monitor_detected"
+        self.allowlist = RepositoryAllowlist(settings.allowed_repositories)
+        self.replica = f"monitor-{uuid.uuid4().hex[:12]}"
+        self.poller: Poller | None = None
+        self._detections: Detections | None = None
         self._intake: Subscription | None = None
 
     async def start(self) -> None:
         await self.bus.ensure_work_stream(self.intake_stream, [self.intake_subject])
+        self._detections = Detections(
+            await open_bucket(self.bus.js, self.detected_bucket, ttl=DETECTION_MEMORY_SECONDS)
+        )
         self._intake = self.bus.subscribe_work(
             "monitor-intake",
             self._inspect,
@@ -51,8 +65,28 @@ class MonitorService(Service):
             ack_wait_seconds=60,
         )
         await self._intake.start()
+        await self._start_polling()
+
+    async def _start_polling(self) -> None:
+        settings = self.settings
+        if not (settings.poll_repositories or settings.poll_organisations):
+            return
+        self.poller = Poller(
+            github=self.github,
+            state=PollState(await open_bucket(self.bus.js, self.cursor_bucket)),
+            record=self.record,
+            repositories=settings.poll_repositories,
+            organisations=settings.poll_organisations,
+            allowlist=self.allowlist,
+            interval_seconds=settings.polling_interval_minutes * 60,
+            lookback=timedelta(minutes=settings.poll_lookback_minutes),
+            holder=self.replica,
+        )
+        self.poller.start()
 
     async def stop(self) -> None:
+        if self.poller is not None:
+            await self.poller.stop()
         if self._intake is not None:
             await self._intake.stop()
 
@@ -70,10 +104,17 @@ class MonitorService(Service):
         return not ack.duplicate
 
     async def _inspect(self, run: RunToInspect, delivery: Delivery) -> None:
+        """Report the attempt once, however many times and ways (webhooks, polls) it was recorded."""
+        assert self._detections is not None, "start() opens the detections bucket"
+        if await self._detections.reported(run.dedup_key):
+            return
+        run = await complete_partial(self.github, run)
         jobs = await failed_jobs(self.github, run, log_tail_bytes=self.settings.log_tail_bytes)
         await delivery.in_progress()
-        event = failure_detected(run, jobs)
+        history = await run_history(self.github, run)
+        event = failure_detected(run, jobs, history=history)
         ack = await self.bus.publish(event)
+        await self._detections.remember(run.dedup_key, event.event_id)
         if not ack.duplicate:
             DETECTIONS.labels(run.source).inc()
             log.info("failure_detected", failure_id=event.failure_id, repository=run.repository)
@@ -108,6 +149,10 @@ class MonitorService(Service):
             if isinstance(outcome, Ignored):
                 WEBHOOKS.labels(event_name, "ignored").inc()
                 return JSONResponse({"status": "ignored", "reason": outcome.reason}, status_code=200)
+            if not self.allowlist.allows(outcome.repository):
+                WEBHOOKS.labels(event_name, "not_allowed").inc()
+                reason = "repository not in allowed_repositories"
+                return JSONResponse({"status": "ignored", "reason": reason}, status_code=200)
             fresh = await self.record(outcome)
             WEBHOOKS.labels(event_name, "recorded" if fresh else "duplicate").inc()
             return JSONResponse(

@@ -60,6 +60,25 @@ class WorkflowRunEvent(_Loose):
     repository: _Repository
 
 
+class _WorkflowJob(_Loose):
+    id: int
+    run_id: int
+    run_attempt: int = Field(default=1, ge=1)
+    name: str = ""
+    status: str | None = None
+    conclusion: str | None = None
+    workflow_name: str | None = None
+    head_branch: str | None = None
+    head_sha: str = ""
+    completed_at: datetime | None = None
+
+
+class WorkflowJobEvent(_Loose):
+    action: str
+    workflow_job: _WorkflowJob
+    repository: _Repository
+
+
 class WebhookRejected(ValueError):
     """The delivery is malformed; the message says what is missing."""
 
@@ -72,13 +91,14 @@ class Ignored:
 def interpret(event_name: str, payload: object, delivery_id: str | None) -> RunToInspect | Ignored:
     if event_name == "ping":
         return Ignored("ping")
+    if event_name == "workflow_job":
+        return _interpret_job(payload, delivery_id)
     if event_name != "workflow_run":
         return Ignored(f"event {event_name!r} is not watched")
     try:
         parsed = WorkflowRunEvent.model_validate(payload)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-        raise WebhookRejected(f"malformed workflow_run payload: {problems}") from None
+        raise WebhookRejected(f"malformed workflow_run payload: {_problems(exc)}") from None
     run = parsed.workflow_run
     if parsed.action != "completed":
         return Ignored(f"action {parsed.action!r}")
@@ -103,3 +123,37 @@ def interpret(event_name: str, payload: object, delivery_id: str | None) -> RunT
         source="webhook",
         delivery_id=delivery_id,
     )
+
+
+def _interpret_job(payload: object, delivery_id: str | None) -> RunToInspect | Ignored:
+    """A failed job stands for its run attempt, so the failure is seen even if ``workflow_run`` is lost.
+
+    The job's payload lacks most of the run (commit message, actor, pull requests): the
+    attempt is recorded ``partial`` and the intake handler fetches the run before reporting.
+    Its dedup key is the attempt's, so a job webhook and a run webhook give one failure.
+    """
+    try:
+        parsed = WorkflowJobEvent.model_validate(payload)
+    except ValidationError as exc:
+        raise WebhookRejected(f"malformed workflow_job payload: {_problems(exc)}") from None
+    job = parsed.workflow_job
+    if parsed.action != "completed":
+        return Ignored(f"action {parsed.action!r}")
+    if job.conclusion not in FAILED_CONCLUSIONS:
+        return Ignored(f"conclusion {job.conclusion!r}")
+    return RunToInspect(
+        repository=parsed.repository.full_name,
+        run_id=job.run_id,
+        run_attempt=job.run_attempt,
+        workflow_name=job.workflow_name or "workflow",
+        branch=job.head_branch or "",
+        head_sha=job.head_sha,
+        conclusion="failure",
+        source="webhook",
+        delivery_id=delivery_id,
+        partial=True,
+    )
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])

@@ -149,7 +149,7 @@ async def test_malformed_signed_payload_is_400_with_a_clear_message(
     [
         ("workflow_run.completed.payload.json", "workflow_run"),  # conclusion success
         ("workflow_run.requested.payload.json", "workflow_run"),
-        ("workflow_job.completed.failure.with-organization.payload.json", "workflow_job"),
+        ("workflow_job.completed.success.with-organization.payload.json", "workflow_job"),
     ],
 )
 async def test_other_events_and_conclusions_are_acknowledged_and_ignored(

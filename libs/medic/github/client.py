@@ -10,12 +10,13 @@ would otherwise defeat connection reuse).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import partial
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 import httpx
 import stamina
@@ -23,15 +24,25 @@ from githubkit import GitHub, TokenAuthStrategy, UnauthAuthStrategy
 from githubkit.exception import RequestError, RequestFailed, RequestTimeout
 from githubkit.utils import UNSET
 
+from medic.github.auth import GitHubAppAuth, InstallationAuth, InstallationAuthStrategy
 from medic.github.errors import GitHubError, GitHubUnavailable, NotFound, RateLimitExhausted
 from medic.github.logs import LogTail
+from medic.github.mapping import FAILED_CONCLUSIONS
+from medic.github.mapping import error_message as _error_message
+from medic.github.mapping import job_from_json as _job_from_json
+from medic.github.mapping import run_from_json as _run_from_json
 from medic.github.models import Job, JobLog, RunsPage, WorkflowRun
 from medic.github.ratelimit import observe, observe_failure, rate_limit_wait
 
+if TYPE_CHECKING:
+    from medic.config import Settings
+
 T = TypeVar("T")
 
-FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "cancelled", "startup_failure"})
-"""Job and step conclusions that mean "this is where it broke" (a timeout cancels its step)."""
+__all__ = ["FAILED_CONCLUSIONS", "GitHubClient"]
+
+ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+"""GitHub user and organisation logins: letters, digits and single hyphens, at most 39."""
 
 RETRY_ATTEMPTS = 6
 
@@ -83,6 +94,12 @@ def _unset_to_none(value: Any) -> Any:
 
 
 class GitHubClient:
+    """Calls GitHub as an App installation when ``app`` is given, else with ``token`` (or anonymously).
+
+    When both are configured the App wins: it is the production identity, with a rate limit per
+    installation rather than one person's, and tokens that expire within the hour.
+    """
+
     def __init__(
         self,
         *,
@@ -90,13 +107,18 @@ class GitHubClient:
         token: str | None = None,
         timeout: float = 10.0,
         max_retry_seconds: float = 30.0,
+        app: GitHubAppAuth | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._max_retry_seconds = max_retry_seconds
         self._transport = httpx.AsyncHTTPTransport(retries=0)
         shared = _SharedTransport(self._transport)
-        auth = TokenAuthStrategy(token) if token else UnauthAuthStrategy()
+        self.app = app
+        self._app_auth = InstallationAuth(app, self._base_url) if app is not None else None
+        auth: Any = TokenAuthStrategy(token) if token else UnauthAuthStrategy()
+        if self._app_auth is not None:
+            auth = InstallationAuthStrategy(self._app_auth)
         self._kit: GitHub[Any] = GitHub(
             auth,
             base_url=self._base_url,
@@ -112,9 +134,18 @@ class GitHubClient:
             headers={"User-Agent": "ci-medic", "X-GitHub-Api-Version": "2022-11-28"},
         )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GitHubClient:
+        """The client the composition root builds: App auth when configured, else the token."""
+        token = settings.github_token.get_secret_value() if settings.github_token else None
+        app = GitHubAppAuth.from_settings(settings)
+        return cls(base_url=settings.github_api_url, token=token, app=app)
+
     async def aclose(self) -> None:
         await self._http.aclose()
         await self._transport.aclose()
+        if self.app is not None:
+            await self.app.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -135,7 +166,14 @@ class GitHubClient:
         return _run_from_json(response.raw_response.json())
 
     async def list_runs(
-        self, repository: str, *, status: str | None = None, etag: str | None = None
+        self,
+        repository: str,
+        *,
+        status: str | None = None,
+        etag: str | None = None,
+        branch: str | None = None,
+        head_sha: str | None = None,
+        per_page: int = 100,
     ) -> RunsPage:
         """The newest page of runs; with ``etag`` an unchanged list answers ``not_modified`` for free."""
         owner, repo = _split(repository)
@@ -146,7 +184,9 @@ class GitHubClient:
                 owner,
                 repo,
                 status=status if status is not None else UNSET,  # type: ignore[arg-type]
-                per_page=100,
+                branch=branch if branch is not None else UNSET,
+                head_sha=head_sha if head_sha is not None else UNSET,
+                per_page=per_page,
                 headers=headers,
             ),
         )
@@ -158,7 +198,13 @@ class GitHubClient:
 
     async def list_failed_jobs(self, repository: str, run_id: int) -> list[Job]:
         """Failed jobs of the latest attempt, each with the names of the steps that broke."""
+        jobs = await self.list_jobs(repository, run_id, latest=True)
+        return [job for job in jobs if job.conclusion in FAILED_CONCLUSIONS]
+
+    async def list_jobs(self, repository: str, run_id: int, *, latest: bool = True) -> list[Job]:
+        """Jobs of the latest attempt, or (``latest=False``) of every attempt, each with its attempt."""
         owner, repo = _split(repository)
+        which: Literal["latest", "all"] = "latest" if latest else "all"
         jobs: list[Job] = []
         page = 1
         while True:
@@ -166,7 +212,7 @@ class GitHubClient:
                 "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
                 partial(
                     self._kit.rest.actions.async_list_jobs_for_workflow_run,
-                    owner, repo, run_id, filter_="latest", per_page=100, page=page,
+                    owner, repo, run_id, filter_=which, per_page=100, page=page,
                 ),
             )  # fmt: skip
             body = response.raw_response.json()
@@ -175,7 +221,26 @@ class GitHubClient:
             if len(batch) < 100 or len(jobs) >= int(body.get("total_count", 0)):
                 break
             page += 1
-        return [job for job in jobs if job.conclusion in FAILED_CONCLUSIONS]
+        return jobs
+
+    async def list_org_repositories(self, organisation: str) -> list[str]:
+        """``owner/name`` of every repository of the organisation that is not archived."""
+        if not ACCOUNT_NAME.match(organisation):
+            raise ValueError(f"not a GitHub organisation name: {organisation!r}")
+        names: list[str] = []
+        page = 1
+        while True:
+            response = await self._call(
+                "GET /orgs/{org}/repos",
+                partial(self._kit.rest.repos.async_list_for_org, organisation, per_page=100, page=page),
+            )
+            batch = response.raw_response.json()
+            if not isinstance(batch, list):
+                raise GitHubError(f"GET /orgs/{{org}}/repos: not a list for {organisation!r}")
+            names += [r["full_name"] for r in batch if isinstance(r, dict) and not r.get("archived")]
+            if len(batch) < 100:
+                return names
+            page += 1
 
     # --- logs ------------------------------------------------------------------------------
 
@@ -235,6 +300,8 @@ class GitHubClient:
 
     async def _get(self, url: str, *, auth: bool) -> httpx.Response:
         headers = {"Accept": "application/vnd.github+json"}
+        if auth and self._app_auth is not None:
+            return await self._http.get(url, headers=headers, follow_redirects=False, auth=self._app_auth)
         if auth and self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         response = await self._http.get(url, headers=headers, follow_redirects=False)
@@ -343,49 +410,3 @@ class GitHubClient:
         if status == 404:
             raise NotFound(f"{route}: {message}", status=status, route=route)
         raise GitHubError(f"{route} answered {status}: {message}", status=status, route=route)
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except (ValueError, httpx.ResponseNotRead):
-        return response.reason_phrase
-    return (
-        str(body.get("message", response.reason_phrase)) if isinstance(body, dict) else response.reason_phrase
-    )
-
-
-def _run_from_json(run: dict[str, Any]) -> WorkflowRun:
-    head_commit = run.get("head_commit") or {}
-    return WorkflowRun(
-        id=run["id"],
-        run_attempt=run.get("run_attempt") or 1,
-        name=run.get("name") or "",
-        path=run.get("path") or "",
-        event=run.get("event") or "",
-        status=run.get("status"),
-        conclusion=run.get("conclusion"),
-        head_branch=run.get("head_branch") or "",
-        head_sha=run.get("head_sha") or "",
-        head_commit_message=head_commit.get("message") or "",
-        actor_login=(run.get("actor") or {}).get("login", ""),
-        pull_request_numbers=tuple(pr["number"] for pr in run.get("pull_requests") or []),
-        html_url=run.get("html_url") or "",
-        run_started_at=run.get("run_started_at"),
-        created_at=run["created_at"],
-        updated_at=run["updated_at"],
-        repository=(run.get("repository") or {}).get("full_name", ""),
-    )
-
-
-def _job_from_json(job: dict[str, Any]) -> Job:
-    steps = job.get("steps") or []
-    return Job(
-        id=job["id"],
-        name=job.get("name") or "",
-        status=job.get("status") or "",
-        conclusion=job.get("conclusion"),
-        failed_steps=tuple(step["name"] for step in steps if step.get("conclusion") in FAILED_CONCLUSIONS),
-        run_attempt=job.get("run_attempt") or 1,
-        html_url=job.get("html_url"),
-    )
