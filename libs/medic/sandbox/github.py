@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from medic.sandbox import github_payloads as payloads
 from medic.sandbox.github_app import build_app
 from medic.sandbox.github_limits import FaultModes, RateBudget
+from medic.sandbox.github_orgs import SandboxApps
 from medic.sandbox.github_payloads import Links
 from medic.sandbox.github_scenarios import SCENARIOS, Scenario, scenario_mix, scenario_named
 from medic.sandbox.github_store import Attempt, GitHubStore, LogSource, Run
@@ -49,6 +50,7 @@ class SandboxGitHub:
         self.webhooks = WebhookSender(url=webhook_url, secret=webhook_secret)
         self.budget = RateBudget(token_limit=token_budget, anonymous_limit=anonymous_budget)
         self.modes = FaultModes()
+        self.apps = SandboxApps()
         self.rerun_delay_seconds = rerun_delay_seconds
         self._log_url_key = secrets.token_bytes(32)
         self._simulated = 0
@@ -67,6 +69,7 @@ class SandboxGitHub:
         pull_request_numbers: list[int] | None = None,
         log: LogSource | None = None,
         log_available: bool = True,
+        head_sha: str | None = None,
     ) -> Run:
         """A completed failed run (no webhook); ``log`` overrides the scenario's log text."""
         chosen = scenario_named(scenario) if isinstance(scenario, str) else scenario
@@ -78,7 +81,12 @@ class SandboxGitHub:
             pull_request_numbers=pull_request_numbers,
             log=log,
             log_available=log_available,
+            head_sha=head_sha,
         )
+
+    def add_passed_run(self, repository: str, *, branch: str = "main", head_sha: str | None = None) -> Run:
+        """A completed green run: a commit's or its parent's history for the analyzer."""
+        return self.store.add_passed_run(repository, branch=branch, head_sha=head_sha)
 
     def add_cache(self, repository: str, key: str, *, ref: str = "refs/heads/main") -> None:
         self.store.add_cache(repository, key, ref=ref)

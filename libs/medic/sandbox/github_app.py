@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medic.sandbox import github_payloads as payloads
 from medic.sandbox.github_limits import RATE_LIMIT_DOCS, parse_credential
+from medic.sandbox.github_orgs import beyond_contract_app
 from medic.sandbox.github_payloads import Links
 from medic.sandbox.github_store import Job, Repository, Run
 
@@ -87,7 +88,7 @@ def build_app(sandbox: SandboxGitHub) -> FastAPI:
         if route_path(request).startswith(CONTROL_PREFIX):
             return await call_next(request)
         valid, token = parse_credential(request.headers.get("authorization"))
-        if not valid:
+        if not valid or (token is not None and not sandbox.apps.token_valid(token)):
             return github_error(401, "Bad credentials")
         window = sandbox.budget.window(token)
         free = route_path(request) == "/rate_limit"
@@ -273,6 +274,7 @@ def build_app(sandbox: SandboxGitHub) -> FastAPI:
         return JSONResponse({"resources": resources, "rate": core})
 
     _control_routes(app, sandbox)
+    app.mount("", beyond_contract_app(sandbox))  # last: it answers every path not matched above
     return app
 
 

@@ -165,14 +165,46 @@ class GitHubStore:
         pull_request_numbers: list[int] | None = None,
         log: LogSource | None = None,
         log_available: bool = True,
+        head_sha: str | None = None,
     ) -> Run:
         """A completed run whose scenario job failed and whose other job passed."""
-        repo = self.repository(repository)
+        run = self._new_run(
+            repository, scenario, branch, event, actor_login, pull_request_numbers, head_sha=head_sha
+        )
         created = now_utc()
+        failing = self._scenario_job(run, 1, created, passed=False, log=log, log_available=log_available)
+        passing = self._job(run, 1, "typecheck", created, passed=True)
+        run.attempts.append(
+            Attempt(1, "completed", "failure", created, created, created, [failing, passing]),
+        )
+        self.runs[run.id] = run
+        return run
+
+    def add_passed_run(self, repository: str, *, branch: str = "main", head_sha: str | None = None) -> Run:
+        """A completed run whose jobs all passed."""
+        run = self._new_run(repository, None, branch, "push", "octocat", None, head_sha=head_sha)
+        created = now_utc()
+        jobs = [self._job(run, 1, name, created, passed=True) for name in ("test", "typecheck")]
+        run.attempts.append(Attempt(1, "completed", "success", created, created, created, jobs))
+        self.runs[run.id] = run
+        return run
+
+    def _new_run(
+        self,
+        repository: str,
+        scenario: Scenario | None,
+        branch: str,
+        event: str,
+        actor_login: str,
+        pull_request_numbers: list[int] | None,
+        *,
+        head_sha: str | None,
+    ) -> Run:
+        repo = self.repository(repository)
         run_id = next(self._run_ids)
         workflow_path = ".github/workflows/ci.yml"
         counter = self._run_numbers.setdefault(repo.full_name.lower(), itertools.count(101))
-        run = Run(
+        return Run(
             id=run_id,
             repository=repo,
             workflow_name="CI",
@@ -181,19 +213,12 @@ class GitHubStore:
             run_number=next(counter),
             event=event,
             head_branch=branch,
-            head_sha=fake_sha(f"{repo.full_name}:{run_id}"),
-            commit_message=scenario.commit_message,
+            head_sha=head_sha or fake_sha(f"{repo.full_name}:{run_id}"),
+            commit_message=scenario.commit_message if scenario else "Update README",
             actor_login=actor_login,
             pull_request_numbers=list(pull_request_numbers or []),
             scenario=scenario,
         )
-        failing = self._scenario_job(run, 1, created, passed=False, log=log, log_available=log_available)
-        passing = self._job(run, 1, "typecheck", created, passed=True)
-        run.attempts.append(
-            Attempt(1, "completed", "failure", created, created, created, [failing, passing]),
-        )
-        self.runs[run.id] = run
-        return run
 
     def start_rerun(self, run: Run, *, failed_only: bool) -> Attempt:
         """A new queued attempt: failed jobs (or all) get fresh ids; passed ones carry over."""
