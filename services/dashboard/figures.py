@@ -27,6 +27,7 @@ RESOLUTION_BUCKETS: tuple[tuple[float, str], ...] = (
     (math.inf, "> 2 h"),
 )
 MAX_HOURS = 24 * 90
+DAY_HOURS = 24
 RECENT_FAILURES = 12
 DETAILS_CHARS = 160
 
@@ -107,8 +108,14 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def hourly_outcomes(summary: dict[str, Any] | None, failures: list[dict[str, Any]] | None) -> list[Hour]:
-    """Outcomes per hour of settling: the summary's series when it has one, else from failures."""
+def hourly_outcomes(
+    summary: dict[str, Any] | None, failures: list[dict[str, Any]] | None, *, now: datetime
+) -> list[Hour]:
+    """Outcomes per hour of settling: the summary's series when it has one, else from failures.
+
+    Hours without outcomes are zeros, and the series spans at least the last day, so a quiet
+    hour looks quiet instead of vanishing from the axis.
+    """
     counts: dict[datetime, Counter[str]] = {}
     if summary is not None and isinstance(summary.get("hourly_outcomes"), list):
         for row in summary["hourly_outcomes"]:
@@ -125,9 +132,12 @@ def hourly_outcomes(summary: dict[str, Any] | None, failures: list[dict[str, Any
                 counts.setdefault(hour, Counter())[str(failure.get("state"))] += 1
     if not counts:
         return []
-    hours, last = min(counts), max(counts)
+    current = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    hours = min(*counts, current - timedelta(hours=DAY_HOURS - 1))
+    last = max(*counts, current)
+    hours = max(hours, last - timedelta(hours=MAX_HOURS - 1))
     series: list[Hour] = []
-    while hours <= last and len(series) < MAX_HOURS:
+    while hours <= last:
         c = counts.get(hours, Counter())
         other = sum(n for state, n in c.items() if state not in FINISHED)
         series.append(Hour(hours.isoformat(), c["remediated"], c["remediation_failed"], other))
@@ -215,16 +225,17 @@ def approval_rows(
 
 
 def build_figures(snapshot: Snapshot, *, now: datetime | None = None) -> Figures:
+    now = now or datetime.now(UTC)
     summary = snapshot.summary
     total = summary.get("total_failures") if summary else None
     rate = summary.get("success_rate") if summary else None
     by_state = summary.get("by_state") if summary else None
     return Figures(
-        generated_at=(now or datetime.now(UTC)).isoformat(),
+        generated_at=now.isoformat(),
         total_failures=total if isinstance(total, int) else None,
         success_rate=_number(rate),
         by_state={str(k): int(v) for k, v in by_state.items()} if isinstance(by_state, dict) else {},
-        hourly=hourly_outcomes(summary, snapshot.failures),
+        hourly=hourly_outcomes(summary, snapshot.failures, now=now),
         categories=shares(summary.get("by_category") if summary else None),
         risks=shares(summary.get("by_risk") if summary else None, numeric=True),
         resolution=resolution(summary, snapshot.failures),

@@ -8,8 +8,11 @@
   const TOKEN_KEY = "medic.apiToken";
   const APPROVER_KEY = "medic.approver";
   const COLORS = { ok: "#1f9d6b", bad: "#d64545", grey: "#a3acbd", info: "#3b6fd8", warn: "#d9892b" };
-  const PALETTE = ["#3b6fd8", "#1f9d6b", "#d9892b", "#8e5bd6", "#d64545", "#2aa5b8", "#c2568f", "#7d8aa3"];
-  const RISK = ["#1f9d6b", "#7cbf4a", "#e0b73a", "#e5862f", "#d64545", "#9b1c1c"];
+  const PALETTE = ["#3b6fd8", "#1f9d6b", "#d9892b", "#8e5bd6", "#d64545", "#2aa5b8", "#c2568f", "#7d8aa3",
+    "#5f8f2f", "#b0702a", "#4a4fb8", "#2f8f86"];
+  // risk 0..10, green to dark red
+  const RISK = ["#1a8a5c", "#1f9d6b", "#5bb05a", "#9cc04a", "#d8c23a", "#e0a23a",
+    "#e5862f", "#e0623a", "#d64545", "#b32f3a", "#8a1c2c"];
 
   const state = { charts: {}, figures: null, refreshes: 0, lastAuditId: null, decided: new Set() };
   window.medicDashboard = state; // read by the browser test and handy in the console
@@ -80,24 +83,26 @@
     }
   }
 
-  function hourLabel(iso, sameDay) {
+  /* "17:00", with the date on the first hour and at each midnight */
+  function hourLabel(iso, index) {
     const t = fmtTime(iso);
-    return sameDay ? `${t.slice(6, 11)}` : t.slice(0, 11);
+    return index === 0 || t.slice(6, 8) === "00" ? t.slice(0, 11) : t.slice(6, 11);
   }
+
+  const BAR = { stack: "n", order: 1, maxBarThickness: 36, borderRadius: 2 };
 
   function drawCharts(f) {
     const hours = f.hourly;
-    const sameDay = hours.length > 0 && hours[0].hour.slice(0, 10) === hours[hours.length - 1].hour.slice(0, 10);
     upsert("hourly", "chart-hourly", {
       type: "bar",
       data: {
-        labels: hours.map((h) => hourLabel(h.hour, sameDay)),
+        labels: hours.map((h, i) => hourLabel(h.hour, i)),
         datasets: [
-          { label: "Remediated", data: hours.map((h) => h.remediated), backgroundColor: COLORS.ok, stack: "n" },
-          { label: "Fix failed", data: hours.map((h) => h.failed), backgroundColor: COLORS.bad, stack: "n" },
-          { label: "Other outcome", data: hours.map((h) => h.other), backgroundColor: COLORS.grey, stack: "n" },
+          { label: "Remediated", data: hours.map((h) => h.remediated), backgroundColor: COLORS.ok, ...BAR },
+          { label: "Fix failed", data: hours.map((h) => h.failed), backgroundColor: COLORS.bad, ...BAR },
+          { label: "Other outcome", data: hours.map((h) => h.other), backgroundColor: COLORS.grey, ...BAR },
           {
-            label: "Success rate %", type: "line", yAxisID: "rate", borderColor: COLORS.info,
+            label: "Success rate %", type: "line", yAxisID: "rate", order: 0, borderColor: COLORS.info,
             backgroundColor: COLORS.info, tension: 0.25, pointRadius: 4, spanGaps: true,
             data: hours.map((h) => (h.rate === null ? null : Math.round(h.rate * 1000) / 10)),
           },
@@ -159,6 +164,8 @@
     setKpi("p90", fmtSeconds(f.resolution.p90));
     setKpi("pending", f.by_state.awaiting_approval ?? 0);
     setKpi("failed", f.by_state.remediation_failed ?? 0);
+    $("resolution-note").textContent =
+      `remediated failures · p50 ${fmtSeconds(f.resolution.p50)} · p90 ${fmtSeconds(f.resolution.p90)}`;
     const updated = $("updated");
     updated.dateTime = f.generated_at;
     updated.textContent = `${fmtTime(f.generated_at)} UTC`;
