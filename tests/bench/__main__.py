@@ -39,6 +39,8 @@ def servers() -> Iterator[tuple[str, str]]:
 
 def emit(figures: list[dict[str, Any]]) -> None:
     for figure in figures:
+        if "figure" not in figure and "name" in figure:
+            figure = {"figure": figure["name"], **{k: v for k, v in figure.items() if k != "name"}}
         print(json.dumps(figure), flush=True)
 
 
