@@ -21,12 +21,12 @@ from medic.sandbox.simulate import simulate
 from medic.services.dashboard import router as dashboard_router
 from tests.pipeline import Pipeline, running_pipeline
 
+CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium (apt-get install chromium)"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs {CHROMIUM}: apt-get install -y chromium"),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
