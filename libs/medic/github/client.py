@@ -82,6 +82,14 @@ class _SharedTransport(httpx.AsyncBaseTransport):
         return None
 
 
+def _reraise_auth_failure(cause: BaseException) -> None:
+    """An installation token GitHub refused (githubkit wraps it): a refusal, retried only if transient."""
+    if isinstance(cause, GitHubUnavailable):
+        raise _Transient(str(cause), cause.status) from cause
+    if isinstance(cause, GitHubError):
+        raise cause
+
+
 def _split(repository: str) -> tuple[str, str]:
     owner, _, name = repository.partition("/")
     if not owner or not name or "/" in name:
@@ -359,6 +367,7 @@ class GitHubClient:
                 observe_failure(route)
                 raise _Transient(f"{route} timed out") from exc
             except RequestError as exc:
+                _reraise_auth_failure(exc.exc)
                 observe_failure(route)
                 raise _Transient(f"{route} failed: {exc.exc!r}") from exc
             except httpx.TransportError as exc:
