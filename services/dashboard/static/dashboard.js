@@ -102,7 +102,7 @@
           { label: "Fix failed", data: hours.map((h) => h.failed), backgroundColor: COLORS.bad, ...BAR },
           { label: "Other outcome", data: hours.map((h) => h.other), backgroundColor: COLORS.grey, ...BAR },
           {
-            label: "Success rate %", type: "line", yAxisID: "rate", order: 0, borderColor: COLORS.info,
+            label: "Success rate %", type: "line", yAxisID: "rate", order: 0, clip: false, borderColor: COLORS.info,
             backgroundColor: COLORS.info, tension: 0.25, pointRadius: 4, spanGaps: true,
             data: hours.map((h) => (h.rate === null ? null : Math.round(h.rate * 1000) / 10)),
           },
