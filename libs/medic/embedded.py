@@ -64,6 +64,7 @@ class EmbeddedNats:
             [nats_server_binary(), "-js", "-a", host, "-p", str(port), "-sd", str(store_dir)],
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us, not the server: we drain first, then stop it
         )
         try:
             _wait_for_port(host, port, 15.0, proc)
