@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from medic.events import FAILURE_NAMESPACE, ProposedAction
+from medic.events import FAILURE_NAMESPACE, ActionKind, ProposedAction
 
 
 class ApprovalStatus(StrEnum):
@@ -40,12 +40,35 @@ class ApprovalRecord(BaseModel):
     published: bool = False
     """Whether the decision event is on the bus; a crash in between is reconciled at start."""
 
-    def decide(self, status: ApprovalStatus, *, by: str, at: datetime, note: str = "") -> ApprovalRecord:
+    def decide(
+        self,
+        status: ApprovalStatus,
+        *,
+        by: str,
+        at: datetime,
+        note: str = "",
+        chosen_action: ActionKind | None = None,
+    ) -> ApprovalRecord:
+        """The decision; for an unexplained failure (action ``none``) the approver picks the action.
+
+        A person may only fill in a missing action, from the typed set, never swap the one the
+        gate was asked about: approving means "do exactly this".
+        """
         if self.status is not ApprovalStatus.PENDING:
             raise ApprovalConflict(f"approval {self.approval_id} is already {self.status.value}")
         if status is not ApprovalStatus.EXPIRED and at >= self.expires_at:
             raise ApprovalConflict(f"approval {self.approval_id} expired at {self.expires_at.isoformat()}")
-        return self.model_copy(update={"status": status, "decided_by": by, "decided_at": at, "note": note})
+        action = self.action
+        if chosen_action is not None and status is ApprovalStatus.GRANTED:
+            if self.action.kind is not ActionKind.NONE and chosen_action is not self.action.kind:
+                raise ApprovalConflict(
+                    f"approval {self.approval_id} is for {self.action.kind.value}; it cannot be changed"
+                )
+            if chosen_action is ActionKind.CLEAR_CACHE and not self.action.cache_key:
+                raise ApprovalConflict("clear_cache needs a cache key, which this failure does not name")
+            action = self.action.model_copy(update={"kind": chosen_action})
+        update = {"status": status, "decided_by": by, "decided_at": at, "note": note, "action": action}
+        return self.model_copy(update=update)
 
 
 def approval_id_for(gate_event_id: str) -> str:
@@ -59,3 +82,5 @@ class DecisionRequest(BaseModel):
 
     approver: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
     comment: str = Field(default="", max_length=2000)
+    action: ActionKind | None = None
+    """Only when the failure came with no action (unexplained): what the approver wants done."""

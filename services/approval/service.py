@@ -15,6 +15,7 @@ from prometheus_client import Counter, Histogram
 from medic.bus import Bus, Delivery
 from medic.config import Settings
 from medic.events import (
+    ActionKind,
     ApprovalExpired,
     ApprovalExpiredPayload,
     ApprovalGranted,
@@ -117,13 +118,19 @@ class ApprovalService(Service):
         )
 
     async def decide(
-        self, approval_id: str, status: ApprovalStatus, *, by: str, note: str = ""
+        self,
+        approval_id: str,
+        status: ApprovalStatus,
+        *,
+        by: str,
+        note: str = "",
+        chosen_action: ActionKind | None = None,
     ) -> ApprovalRecord:
         found = await self.store.get(approval_id)
         if found is None:
             raise KeyError(approval_id)
         record, revision = found
-        decided = record.decide(status, by=by, at=utc_now(), note=note)
+        decided = record.decide(status, by=by, at=utc_now(), note=note, chosen_action=chosen_action)
         revision = await self.store.replace(decided, revision)
         await self._publish_decision(decided)
         await self.store.replace(decided.model_copy(update={"published": True}), revision)
@@ -209,7 +216,9 @@ class ApprovalService(Service):
 
         async def act(approval_id: str, status: ApprovalStatus, body: DecisionRequest) -> ApprovalRecord:
             try:
-                return await self.decide(approval_id, status, by=body.approver, note=body.comment)
+                return await self.decide(
+                    approval_id, status, by=body.approver, note=body.comment, chosen_action=body.action
+                )
             except KeyError:
                 raise HTTPException(404, f"no approval {approval_id!r}") from None
             except ApprovalConflict as exc:
