@@ -133,8 +133,9 @@ async def webhook_latency(nats_url: str, count: int, *, concurrency: int = 8) ->
         elapsed = time.perf_counter() - started
         await sub.unsubscribe()
     latencies = sorted((seen[r] - posted[r]) * 1000 for r in seen if r in posted)
+    mode = "one_at_a_time" if concurrency == 1 else "burst"
     return {
-        "figure": f"monitor_webhook_to_failure_detected_ms_{'one_at_a_time' if concurrency == 1 else 'burst'}",
+        "figure": f"monitor_webhook_to_failure_detected_ms_{mode}",
         "webhooks": count,
         "detected": len(latencies),
         "concurrency": concurrency,
