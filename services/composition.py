@@ -171,4 +171,8 @@ def build_host(
     settings: Settings, parts: Parts, names: tuple[str, ...], mounts: dict[str, Any]
 ) -> ServiceHost:
     services = [build_service(name, settings, parts) for name in names]
+    if "projector" in names:
+        from medic.services.dashboard.service import DashboardService
+
+        services.append(DashboardService())  # beside the query API it reads
     return ServiceHost(settings=settings, bus=parts.bus, services=services, mounts=mounts)
