@@ -111,8 +111,7 @@ async def open_parts(settings: Settings) -> AsyncIterator[Parts]:
     bus = await Bus.connect(
         settings.nats_url, Topology(stream=settings.stream_name, prefix=settings.subject_prefix)
     )
-    token = settings.github_token.get_secret_value() if settings.github_token else None
-    github = GitHubClient(base_url=settings.github_api_url, token=token)
+    github = GitHubClient.from_settings(settings)
     model = None
     if settings.model_base_url and settings.model_api_key:
         model = ModelClient(

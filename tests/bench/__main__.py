@@ -65,6 +65,10 @@ async def main(nats_url: str, database_url: str) -> None:
         ]
     )
 
+    from tests.bench import monitor_bench
+
+    emit(await monitor_bench.run(nats_url))
+
     from tests.bench import analyzer_bench
 
     emit(analyzer_bench.run())
