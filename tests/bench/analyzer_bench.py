@@ -156,7 +156,7 @@ def corpus_figures() -> list[dict[str, Any]]:
                 "figure": f"analyzer_{name}_excerpt_recall",
                 "value": round(score.recall, 4),
                 "unit": "ratio",
-                "note": f"labelled lines inside the <= {MAX_LINES}-line excerpt ({score.labelled_lines} lines)",
+                "note": f"labelled lines in the <= {MAX_LINES}-line excerpt ({score.labelled_lines} lines)",
             },
         ]
     return figures
