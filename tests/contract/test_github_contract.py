@@ -97,10 +97,26 @@ async def test_every_route_the_client_calls_exists_in_the_openapi_subset(
         if sample.labels.get("method_route", "").split(" ")[-1].startswith("/")
     }
     assert len(called) >= 7
-    for label in called:
+    for label in called - NOT_IN_SUBSET:
         method, path = label.split(" ", 1)
         assert path in openapi.document["paths"], label
         assert openapi.operation(path, method) is not None, label
+
+
+NOT_IN_SUBSET = {
+    "GET /orgs/{org}/repos",
+    "GET /orgs/{org}/installation",
+    "POST /app/installations/{installation_id}/access_tokens",
+}
+"""Routes GitHub documents but ../shared/contracts does not carry yet (polling organisations,
+GitHub App auth). Other tests in the session may have called them; they are checked by the
+test below so that this list empties itself when the subset grows."""
+
+
+def test_routes_outside_the_subset_are_still_missing_from_it(openapi: Any) -> None:
+    for label in NOT_IN_SUBSET:
+        path = label.split(" ", 1)[1]
+        assert path not in openapi.document["paths"], f"{label} is in the subset now: test it there"
 
 
 async def test_sandbox_json_bodies_validate_against_the_response_schemas(
