@@ -7,8 +7,9 @@ from collections.abc import Callable
 from prometheus_client import Counter
 
 from medic.bus import Bus, Delivery
-from medic.events import AnalysisCompleted, AnalysisMethod, Event, FailureDetected, derive_event_id
+from medic.events import AnalysisCompleted, AnalysisMethod, Event, FailedJob, FailureDetected, derive_event_id
 from medic.llm.client import ModelClient
+from medic.logstore import LogNotFound, LogStore
 from medic.redact import redact
 from medic.runtime import Service
 from medic.services.analyzer.cache import AnalysisCache
@@ -33,9 +34,21 @@ class AnalyzerService(Service):
         """The knowledge base for a repository (shipped + organisation + repository rules)."""
         self.model = model
         self._cache: AnalysisCache | None = None
+        self._logs: LogStore | None = None
 
     async def start(self) -> None:
         self._cache = await AnalysisCache.open(self.bus.js, f"{self.bus.topology.stream}_analysis_cache")
+        self._logs = await LogStore.open(self.bus.js, f"{self.bus.topology.stream}_LOGS")
+
+    async def _with_full_log(self, job: FailedJob) -> FailedJob:
+        """The job with its whole bounded tail when the event carried only part of it."""
+        if job.log_ref is None or self._logs is None:
+            return job
+        try:
+            text = await self._logs.get(job.log_ref)
+        except LogNotFound:
+            return job  # the inline tail is still there; the excerpt is just shorter
+        return job.model_copy(update={"log_excerpt": text})
 
     def ready(self) -> bool:
         return self._cache is not None
@@ -44,8 +57,9 @@ class AnalyzerService(Service):
         if not isinstance(event, FailureDetected):
             return
         failure = event.payload
+        jobs = [await self._with_full_log(job) for job in failure.failed_jobs]
         rules = analyze_failure(
-            failure.failed_jobs,
+            jobs,
             knowledge_base=self.knowledge_for(failure.repository),
             history=failure.history,
         )

@@ -20,6 +20,7 @@ from medic.events import (
 from medic.github.client import GitHubClient
 from medic.github.errors import GitHubError
 from medic.github.models import Job, WorkflowRun
+from medic.logstore import LogStore, inline_budget
 from medic.redact import redact
 from medic.services.monitor.intake import RunToInspect, from_workflow_run
 from medic.telemetry import logger
@@ -31,15 +32,20 @@ PASSED = frozenset({"success", "skipped", "neutral"})
 HISTORY_WINDOW = 30
 """Completed runs of the branch looked at for the same commit and its parent: one page."""
 
-INLINE_EXCERPT_BYTES = 256 * 1024
-"""Per job; keeps a FailureDetected well under the NATS default max payload (1 MiB)."""
 
-
-async def failed_jobs(github: GitHubClient, run: RunToInspect, *, log_tail_bytes: int) -> list[FailedJob]:
+async def failed_jobs(
+    github: GitHubClient,
+    run: RunToInspect,
+    *,
+    log_tail_bytes: int,
+    logs: LogStore | None = None,
+) -> list[FailedJob]:
     try:
         jobs = await github.list_failed_jobs(run.repository, run.run_id)
     except GitHubError as exc:
         return [FailedJob(job_id=0, name="(jobs unavailable)", log_unavailable_reason=f"jobs: {exc}")]
+    budget = inline_budget(len(jobs))
+    failure_id = derive_failure_id(run.repository, run.run_id, run.run_attempt)
     result: list[FailedJob] = []
     for job in jobs:
         try:
@@ -48,8 +54,11 @@ async def failed_jobs(github: GitHubClient, run: RunToInspect, *, log_tail_bytes
         except GitHubError as exc:
             text, reason, truncated = "", f"log: {exc}", False
         text = redact(text)
-        if len(text.encode()) > INLINE_EXCERPT_BYTES:
-            text = text.encode()[-INLINE_EXCERPT_BYTES:].decode(errors="ignore")
+        ref = None
+        if len(text.encode()) > budget:
+            if logs is not None:
+                ref = await logs.put(failure_id, job.id, text)
+            text = text.encode()[-budget:].decode(errors="ignore")
             truncated = True
         result.append(
             FailedJob(
@@ -57,6 +66,7 @@ async def failed_jobs(github: GitHubClient, run: RunToInspect, *, log_tail_bytes
                 name=job.name,
                 failed_steps=tuple(job.failed_steps),
                 log_excerpt=text,
+                log_ref=ref,
                 log_truncated=truncated,
                 log_unavailable_reason=reason,
             )

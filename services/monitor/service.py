@@ -14,6 +14,7 @@ from prometheus_client import Counter
 from medic.bus import Bus, Delivery, Subscription
 from medic.config import Settings
 from medic.github.client import GitHubClient
+from medic.logstore import LogStore
 from medic.runtime import Service
 from medic.services.monitor import signature
 from medic.services.monitor.allowlist import RepositoryAllowlist
@@ -48,6 +49,7 @@ class MonitorService(Service):
         self.poller: Poller | None = None
         self._detections: Detections | None = None
         self._intake: Subscription | None = None
+        self._logs: LogStore | None = None
 
     async def start(self) -> None:
         await self.bus.ensure_work_stream(self.intake_stream, [self.intake_subject])
@@ -64,6 +66,7 @@ class MonitorService(Service):
             concurrency=8,
             ack_wait_seconds=60,
         )
+        self._logs = await LogStore.open(self.bus.js, f"{self.bus.topology.stream}_LOGS")
         await self._intake.start()
         await self._start_polling()
 
@@ -109,7 +112,9 @@ class MonitorService(Service):
         if await self._detections.reported(run.dedup_key):
             return
         run = await complete_partial(self.github, run)
-        jobs = await failed_jobs(self.github, run, log_tail_bytes=self.settings.log_tail_bytes)
+        jobs = await failed_jobs(
+            self.github, run, log_tail_bytes=self.settings.log_tail_bytes, logs=self._logs
+        )
         await delivery.in_progress()
         history = await run_history(self.github, run)
         event = failure_detected(run, jobs, history=history)
