@@ -90,10 +90,17 @@ async def pipeline_figures(nats_url: str, database_url: str, *, failures: int) -
                 )
                 response.raise_for_status()
 
+        lag_samples: list[int] = []
+        sampler = asyncio.create_task(_sample_projection_lag(bus, lag_samples))
         began = time.perf_counter()
         await asyncio.gather(*(post(f, d) for f, d in deliveries))
         await asyncio.wait_for(watcher, timeout=300)
         elapsed = time.perf_counter() - began
+        settled = time.perf_counter()
+        while await bus.pending("projector") > 0:  # noqa: ASYNC110 - polling the server's count
+            await asyncio.sleep(0.05)
+        catch_up = time.perf_counter() - settled
+        sampler.cancel()
         await bus.close()
     latencies = [ends[f] - starts[f] for f in starts]
     return [
@@ -115,7 +122,25 @@ async def pipeline_figures(nats_url: str, database_url: str, *, failures: int) -
             "value": round(_percentile(latencies, 0.99) * 1000, 1),
             "unit": "ms",
         },
+        {
+            "figure": "projection_lag_max",
+            "value": max(lag_samples, default=0),
+            "unit": "events",
+            "note": "most events not yet applied by the projector, sampled every 100 ms during the run",
+        },
+        {
+            "figure": "projection_catch_up",
+            "value": round(catch_up * 1000, 1),
+            "unit": "ms",
+            "note": "from the last terminal event until the projector had applied everything",
+        },
     ]
+
+
+async def _sample_projection_lag(bus: Bus, samples: list[int]) -> None:
+    while True:
+        samples.append(await bus.pending("projector"))
+        await asyncio.sleep(0.1)
 
 
 def _sign(body: bytes) -> str:
