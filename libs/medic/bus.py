@@ -95,6 +95,7 @@ class Delivery:
 
 
 Handler = Callable[[Event, Delivery], Awaitable[None]]
+BatchHandler = Callable[[list[tuple[Event, Delivery]]], Awaitable[None]]
 
 
 def backoff_seconds(num_delivered: int, *, base: float = 0.5, cap: float = 30.0) -> float:
@@ -184,8 +185,15 @@ class Bus:
         max_deliver: int = 5,
         concurrency: int = 16,
         ack_wait_seconds: float = 30.0,
+        batch_handler: BatchHandler | None = None,
+        max_batch: int = 256,
     ) -> Subscription:
-        """The service's durable consumer on the event stream (all events when no types given)."""
+        """The service's durable consumer on the event stream (all events when no types given).
+
+        With ``batch_handler`` a backlog is handed over up to ``max_batch`` events at a time
+        (one transaction for many); if a batch fails, its events are retried one by one
+        through ``handler``, so one bad event never holds the others back.
+        """
         unknown = set(event_types) - set(EVENT_TYPE_NAMES)
         if unknown:
             raise ValueError(f"unknown event types: {sorted(unknown)}")
@@ -200,6 +208,8 @@ class Bus:
             max_deliver=max_deliver,
             concurrency=concurrency,
             ack_wait_seconds=ack_wait_seconds,
+            batch_handler=batch_handler,
+            max_batch=max_batch,
         )
 
     async def ensure_work_stream(self, name: str, subjects: Sequence[str]) -> None:
@@ -258,6 +268,8 @@ class Subscription:
     max_deliver: int
     concurrency: int
     ack_wait_seconds: float
+    batch_handler: BatchHandler | None = None
+    max_batch: int = 256
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _inflight: set[asyncio.Task[None]] = field(default_factory=set)
     _loop_task: asyncio.Task[None] | None = None
@@ -309,6 +321,8 @@ class Subscription:
         slots = asyncio.Semaphore(self.concurrency)
         while not self._stopping.is_set():
             free = max(1, self.concurrency - len(self._inflight))
+            if self.batch_handler is not None:
+                free = self.max_batch
             try:
                 msgs = await psub.fetch(batch=free, timeout=0.5)
             except (TimeoutError, nats.errors.TimeoutError):
@@ -317,6 +331,9 @@ class Subscription:
                 log.warning("fetch_failed", service=self.service, error=str(exc))
                 await asyncio.sleep(0.5)
                 continue
+            if self.batch_handler is not None and len(msgs) > 1:
+                await self._handle_batch(msgs)
+                continue
             for msg in msgs:
                 await slots.acquire()
                 task = asyncio.create_task(self._handle(msg))
@@ -324,6 +341,26 @@ class Subscription:
                 task.add_done_callback(self._done_callback(slots))
         with contextlib.suppress(Exception):
             await psub.unsubscribe()
+
+    async def _handle_batch(self, msgs: list[Msg]) -> None:
+        """All of a backlog in one call; on any error, each message on its own (with retries)."""
+        assert self.batch_handler is not None
+        items: list[tuple[Any, Delivery]] = []
+        try:
+            for msg in msgs:
+                meta = msg.metadata
+                delivery = Delivery(meta.sequence.stream, meta.num_delivered, msg)
+                items.append((self.decode(msg.data), delivery))
+            started = perf_counter()
+            await self.batch_handler(items)
+            HANDLER_SECONDS.labels(self.service, "batch").observe(perf_counter() - started)
+        except Exception as exc:
+            log.warning("batch_failed_one_by_one", service=self.service, size=len(msgs), error=repr(exc))
+            for msg in msgs:
+                await self._handle(msg)
+            return
+        for item, delivery in items:
+            await self._settle(delivery.msg, delivery, str(getattr(item, "event_type", "unknown")), None)
 
     def _done_callback(self, slots: asyncio.Semaphore) -> Callable[[asyncio.Task[None]], None]:
         def done(task: asyncio.Task[None]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -41,6 +41,9 @@ class Service:
 
     async def handle(self, event: Event, delivery: Delivery) -> None:
         raise NotImplementedError(f"{self.name} consumes events but has no handler")
+
+    handle_batch: Callable[[list[tuple[Event, Delivery]]], Awaitable[None]] | None = None
+    """Optional: a backlog in one call (the projector: many events, one transaction)."""
 
     async def start(self) -> None:
         """Start background work (timers, pollers). Called before the consumer starts."""
@@ -107,6 +110,7 @@ class ServiceHost:
                 event_types=service.consumes,
                 max_deliver=self.settings.max_deliver,
                 concurrency=service.concurrency,
+                batch_handler=service.handle_batch,
             )
             await sub.start()
             self._subscriptions.append(sub)

@@ -178,3 +178,47 @@ def test_decode_rejects_malformed(bad: bytes) -> None:
 
     with pytest.raises(EventDecodeError):
         decode_event(bad)
+
+
+async def test_a_backlog_is_handed_over_in_batches(bus: Bus) -> None:
+    batches: list[int] = []
+    singles: list[int] = []
+
+    async def one(event: Event, delivery: Delivery) -> None:
+        singles.append(event.payload.run_id)  # type: ignore[union-attr]
+
+    async def many(items: list[tuple[Event, Delivery]]) -> None:
+        batches.append(len(items))
+
+    await bus.publish_many([failure(i) for i in range(1, 101)])
+    sub = bus.subscribe("svc", one, batch_handler=many, max_batch=40)
+    await sub.start()
+    await wait_until(lambda: sum(batches) + len(singles) >= 100)
+    await sub.stop()
+    assert max(batches) > 1, batches
+    assert sum(batches) + len(singles) == 100
+    assert await bus.pending("svc") == 0
+
+
+async def test_a_failing_batch_falls_back_to_one_by_one_and_isolates_the_bad_event(bus: Bus) -> None:
+    handled: list[int] = []
+
+    async def one(event: Event, delivery: Delivery) -> None:
+        if event.payload.run_id == 7:  # type: ignore[union-attr]
+            raise PermanentError("this one is broken")
+        handled.append(event.payload.run_id)  # type: ignore[union-attr]
+
+    async def many(items: list[tuple[Event, Delivery]]) -> None:
+        if any(e.payload.run_id == 7 for e, _ in items):  # type: ignore[union-attr]
+            raise RuntimeError("batch contains a broken event")
+        handled.extend(e.payload.run_id for e, _ in items)  # type: ignore[union-attr]
+
+    await bus.publish_many([failure(i) for i in range(1, 21)])
+    sub = bus.subscribe("svc", one, batch_handler=many, max_batch=20)
+    await sub.start()
+    dlq = await bus.js.pull_subscribe(bus.topology.dlq_subject("svc"), stream=bus.topology.dlq_stream)
+    [dead] = await dlq.fetch(1, timeout=10)
+    await wait_until(lambda: len(handled) >= 19)
+    await sub.stop()
+    assert sorted(handled) == [i for i in range(1, 21) if i != 7]
+    assert json.loads(dead.data)["payload"]["run_id"] == 7
