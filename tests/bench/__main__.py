@@ -75,7 +75,7 @@ async def main(nats_url: str, database_url: str) -> None:
 
     from tests.bench import projector_bench
 
-    events = int(os.environ.get("BENCH_REPLAY_EVENTS", "100000"))
+    events = int(os.environ.get("BENCH_REPLAY_EVENTS", "1000000"))
     emit(await projector_bench.run(nats_url, database_url, events=events))
 
 
