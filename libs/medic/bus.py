@@ -24,7 +24,8 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js import api as js_api
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 
 from medic.events import (
     EVENT_TYPE_NAMES,
@@ -48,6 +49,16 @@ from medic.telemetry import (
 )
 
 log = logger(__name__)
+
+
+async def open_key_value(
+    js: JetStreamContext, bucket: str, *, history: int = 1, ttl: float | None = None
+) -> KeyValue:
+    """The bucket if it exists, else a new one: every replica may call this at start."""
+    try:
+        return await js.key_value(bucket)
+    except BucketNotFoundError:
+        return await js.create_key_value(bucket=bucket, history=history, ttl=ttl)
 
 
 class PermanentError(Exception):

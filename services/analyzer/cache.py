@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
+from medic.bus import open_key_value
 from medic.events import AnalysisMethod
 from medic.services.analyzer.model_path import RefinedAnalysis
 
@@ -23,11 +24,7 @@ class AnalysisCache:
 
     @classmethod
     async def open(cls, js: JetStreamContext, bucket: str) -> AnalysisCache:
-        try:
-            kv = await js.key_value(bucket)
-        except BucketNotFoundError:
-            kv = await js.create_key_value(bucket=bucket, history=1)
-        return cls(kv)
+        return cls(await open_key_value(js, bucket))
 
     async def get(self, fingerprint: str) -> RefinedAnalysis | None:
         with contextlib.suppress(KeyNotFoundError, ValidationError):

@@ -10,9 +10,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
+from medic.bus import open_key_value
 from medic.services.approval.records import ApprovalConflict, ApprovalRecord
 
 
@@ -22,11 +23,7 @@ class ApprovalStore:
 
     @classmethod
     async def open(cls, js: JetStreamContext, bucket: str) -> ApprovalStore:
-        try:
-            kv = await js.key_value(bucket)
-        except BucketNotFoundError:
-            kv = await js.create_key_value(bucket=bucket, history=5)
-        return cls(kv)
+        return cls(await open_key_value(js, bucket, history=5))
 
     async def get(self, approval_id: str) -> tuple[ApprovalRecord, int] | None:
         try:

@@ -11,10 +11,11 @@ import contextlib
 from enum import StrEnum
 
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict
 
+from medic.bus import open_key_value
 from medic.events import ProposedAction
 
 
@@ -43,11 +44,7 @@ class IntentStore:
 
     @classmethod
     async def open(cls, js: JetStreamContext, bucket: str) -> IntentStore:
-        try:
-            kv = await js.key_value(bucket)
-        except BucketNotFoundError:
-            kv = await js.create_key_value(bucket=bucket, history=3)
-        return cls(kv)
+        return cls(await open_key_value(js, bucket, history=3))
 
     async def get(self, failure_id: str) -> RemediationIntent | None:
         with contextlib.suppress(KeyNotFoundError):

@@ -18,10 +18,11 @@ import time
 from datetime import datetime
 
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from medic.bus import open_key_value
 from medic.telemetry import logger
 
 log = logger(__name__)
@@ -52,10 +53,7 @@ def repository_key(kind: str, repository: str) -> str:
 
 
 async def open_bucket(js: JetStreamContext, bucket: str, *, ttl: float | None = None) -> KeyValue:
-    try:
-        return await js.key_value(bucket)
-    except BucketNotFoundError:
-        return await js.create_key_value(bucket=bucket, history=1, ttl=ttl)
+    return await open_key_value(js, bucket, ttl=ttl)
 
 
 class PollState:
