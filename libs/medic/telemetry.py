@@ -58,6 +58,7 @@ def configure(service_name: str, *, level: str = "INFO", json_logs: bool | None 
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),  # stdout is for results (--json, bench)
         cache_logger_on_first_use=True,
     )
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))

@@ -80,5 +80,8 @@ async def main(nats_url: str, database_url: str) -> None:
 
 
 if __name__ == "__main__":
+    from medic.telemetry import configure
+
+    configure("ci-medic-bench", level="WARNING")  # logs to stderr; stdout carries only figures
     with servers() as (nats_url, database_url):
         asyncio.run(main(nats_url, database_url))
