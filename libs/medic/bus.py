@@ -238,7 +238,8 @@ class Bus:
             ack_wait_seconds=ack_wait_seconds,
         )
 
-    async def pending(self, durable: str) -> int:
-        info = await self.js.consumer_info(self.topology.stream, durable)
+    async def pending(self, durable: str, *, stream: str | None = None) -> int:
+        """Messages the consumer has not finished (undelivered + unacked); also sets the gauge."""
+        info = await self.js.consumer_info(stream or self.topology.stream, durable)
         CONSUMER_PENDING.labels(durable).set(info.num_pending + info.num_ack_pending)
         return int(info.num_pending + info.num_ack_pending)

@@ -148,3 +148,33 @@ async def test_stop_drains_an_in_flight_handler_and_acks_it(running: Running) ->
     assert running.service.finished == [event.event_id]
     assert running.service.stopped
     assert await running.bus.pending(running.service.name) == 0
+
+
+async def test_consumer_lag_is_exported_per_durable_consumer(bus: Bus) -> None:
+    from prometheus_client import REGISTRY
+
+    release = asyncio.Event()
+
+    class Stuck(Service):
+        name = "lagging"
+        consumes = ("FailureDetected",)
+        concurrency = 1
+
+        async def handle(self, event: Event, delivery: Delivery) -> None:
+            await release.wait()  # the backlog stays until the test lets go
+
+    host = ServiceHost(settings=load_settings(), bus=bus, services=[Stuck()])
+    host.lag_interval_seconds = 0.1
+    await bus.publish_many([failure(i) for i in range(1, 6)])
+    await host.start()
+    value = None
+    try:
+        for _ in range(50):
+            value = REGISTRY.get_sample_value("medic_consumer_pending", {"consumer": "lagging"})
+            if value == 5:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        release.set()
+        await host.stop()
+    assert value == 5
