@@ -106,10 +106,8 @@ def proto(
 
 
 def _mount_projector_commands() -> None:
-    try:
-        from medic.services.projector.commands import audit_app, db_app
-    except ImportError:  # pragma: no cover - projector commands not built yet
-        return
+    from medic.services.projector.commands import audit_app, db_app
+
     app.add_typer(audit_app, name="audit")
     app.add_typer(db_app, name="db")
 
