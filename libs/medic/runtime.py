@@ -65,6 +65,7 @@ class ServiceHost:
     _subscriptions: list[Subscription] = field(default_factory=list)
     _started: bool = False
     _lag_task: asyncio.Task[None] | None = None
+    _lag_stop: asyncio.Event = field(default_factory=asyncio.Event)
     lag_interval_seconds: float = 15.0
 
     def app(self) -> FastAPI:
@@ -117,24 +118,27 @@ class ServiceHost:
             await sub.start()
             self._subscriptions.append(sub)
         self._started = True
+        self._lag_stop.clear()
         self._lag_task = asyncio.create_task(self._sample_lag(), name="consumer-lag")
         log.info("services_started", services=[s.name for s in self.services])
 
     async def _sample_lag(self) -> None:
         """Keep ``medic_consumer_pending`` current for each durable consumer this host runs."""
-        while True:
+        while self._started:
             for sub in list(self._subscriptions):
                 with contextlib.suppress(Exception):  # a lag sample is never worth a crash
                     await self.bus.pending(sub.durable, stream=sub.stream)
-            await asyncio.sleep(self.lag_interval_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lag_stop.wait(), self.lag_interval_seconds)
 
     async def stop(self) -> None:
         """Drain every consumer (in-flight handlers finish and ack), then stop the services."""
         self._started = False
         if self._lag_task is not None:
-            self._lag_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lag_task
+            # a flag, not cancel(): a client library that swallows CancelledError mid-request
+            # would otherwise leave the sampler looping and this stop waiting forever
+            self._lag_stop.set()
+            await self._lag_task
         await asyncio.gather(*(sub.stop() for sub in self._subscriptions), return_exceptions=True)
         self._subscriptions.clear()
         for service in reversed(self.services):

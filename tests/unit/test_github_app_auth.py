@@ -53,11 +53,13 @@ async def sandbox(keys: tuple[str, str]) -> AsyncIterator[tuple[SandboxGitHub, s
 
 def test_the_app_jwt_is_rs256_backdated_and_short_lived(keys: tuple[str, str]) -> None:
     auth = GitHubAppAuth(app_id=APP_ID, private_key=keys[0])
+    before = int(time.time())
     claims = jwt.decode(auth.app_jwt(), keys[1], algorithms=["RS256"])
-    now = time.time()
+    after = time.time()
     assert claims["iss"] == str(APP_ID)
-    assert now - 61 <= claims["iat"] <= now - 59
-    assert claims["exp"] - claims["iat"] <= 600 and claims["exp"] > now
+    # backdated by a minute against clock drift; measured around the call, whole seconds
+    assert before - 60 <= claims["iat"] <= after - 59
+    assert claims["exp"] - claims["iat"] <= 600 and claims["exp"] > after
 
 
 def test_owner_of_paths() -> None:
