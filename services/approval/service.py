@@ -61,6 +61,7 @@ class ApprovalService(Service):
         self.sweep_seconds = sweep_seconds
         self._store: ApprovalStore | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     @property
     def store(self) -> ApprovalStore:
@@ -71,13 +72,15 @@ class ApprovalService(Service):
     async def start(self) -> None:
         self._store = await ApprovalStore.open(self.bus.js, f"{self.bus.topology.stream}_approvals")
         await self.reconcile()
+        self._stopping.clear()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="approval-expiry")
 
     async def stop(self) -> None:
+        """Stop on a flag, not cancel(): nats-py swallows CancelledError mid-publish."""
+        self._stopping.set()
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            await self._sweeper
+            self._sweeper = None
 
     def ready(self) -> bool:
         return self._store is not None
@@ -191,8 +194,10 @@ class ApprovalService(Service):
                     await self.decide(record.approval_id, ApprovalStatus.EXPIRED, by=self.name)
 
     async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_seconds)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.sweep_seconds)
+                return
             try:
                 await self.reconcile()
             except Exception as exc:  # keep sweeping; the next pass retries
