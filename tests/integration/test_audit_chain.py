@@ -52,7 +52,8 @@ async def test_an_untouched_chain_verifies(chained: asyncpg.Pool) -> None:
 
 
 async def test_altered_row_is_named(chained: asyncpg.Pool) -> None:
-    await chained.execute("UPDATE audit_log SET outcome = 'succeeded' WHERE id = 9")
+    # concatenated, so the change is real whatever outcome row 9 got from the racing writers
+    await chained.execute("UPDATE audit_log SET outcome = outcome || ' (edited)' WHERE id = 9")
     result = await verify_chain(chained)
     assert (result.ok, result.problem, result.row_id) == (False, "altered", 9)
 
