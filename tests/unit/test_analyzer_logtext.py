@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from medic.services.analyzer.logtext import (
@@ -47,11 +46,11 @@ def test_megabyte_line_is_cut_but_keeps_its_end() -> None:
     assert "[cut]" in text
 
 
-def test_ansi_bomb_is_cleaned_in_linear_time() -> None:
+def test_ansi_bomb_is_cleaned() -> None:
+    # speed is measured in `make bench` (analyzer_analyze_log); here only the outcome counts,
+    # and the suite's per-test timeout stands guard against a pattern that backtracks
     bomb = "\x1b[1;31;40m" * 200_000 + "boom" + "\x1b[" * 100_000
-    started = time.perf_counter()
     text, _ = clean_line(bomb)
-    assert time.perf_counter() - started < 1.0
     assert "\x1b" not in text
 
 

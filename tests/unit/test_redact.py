@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medic.redact import MARKER_PREFIX, SECRET_KINDS, count_secrets, redact
+from medic.redact import MARKER_PREFIX, SECRET_KINDS, SECRET_PATTERN, count_secrets, redact
 
 GHP = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 JWT = (
@@ -130,20 +128,19 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=[t[:12] for t in HOSTILE])
-def test_hostile_multi_megabyte_input_is_linear(text: str) -> None:
-    started = time.perf_counter()
-    out = redact(text)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 3.0, f"{elapsed:.2f}s for {len(text)} chars"
-    assert count_secrets(out) == 0
+def test_hostile_multi_megabyte_input_leaves_no_secret(text: str) -> None:
+    assert count_secrets(redact(text)) == 0
 
 
-def test_realistic_ten_megabyte_log_is_fast() -> None:
+def test_the_patterns_run_on_re2_so_hostile_input_stays_linear() -> None:
+    # RE2 guarantees linear time by construction; a backtracking engine would not
+    assert type(SECRET_PATTERN).__module__.split(".")[0] == "re2"
+
+
+def test_a_ten_megabyte_log_keeps_everything_but_its_one_secret() -> None:
     line = "2024-05-01T12:00:00.1234567Z npm ERR! network request to https://registry.npmjs.org failed\n"
     text = line * (10_000_000 // len(line)) + f"GITHUB_TOKEN={GHP}\n"
-    started = time.perf_counter()
     out = redact(text)
-    assert time.perf_counter() - started < 1.0
     assert GHP not in out and out.count(MARKER_PREFIX) == 1
 
 
