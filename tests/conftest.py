@@ -72,13 +72,25 @@ async def bus(nats_url: str, topology: Topology) -> AsyncIterator[Bus]:
     await bus.close()
 
 
-@pytest.fixture
-async def db_schema(database_url: str) -> AsyncIterator[str]:
-    """A fresh, empty schema for one test; dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+async def _fresh_schema(database_url: str, prefix: str) -> AsyncIterator[str]:
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     yield schema
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def db_schema(database_url: str) -> AsyncIterator[str]:
+    """A fresh, empty schema for one test; dropped afterwards."""
+    async for schema in _fresh_schema(database_url, "t"):
+        yield schema
+
+
+@pytest.fixture
+async def scratch_schema(database_url: str) -> AsyncIterator[str]:
+    """A second fresh schema (e.g. a replay target), dropped afterwards."""
+    async for schema in _fresh_schema(database_url, "r"):
+        yield schema

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medic.events import (
     ActionKind,
-    AnalysisCompletedPayload,
     AnalysisMethod,
     Category,
     ExcerptLine,
@@ -58,23 +57,6 @@ class LogAnalysis(BaseModel):
     fingerprint: str
     method: AnalysisMethod = AnalysisMethod.RULES
     notes: tuple[str, ...] = ()
-
-    def to_payload(self, *, repository: str, run_id: int, run_attempt: int) -> AnalysisCompletedPayload:
-        return AnalysisCompletedPayload(
-            repository=repository,
-            run_id=run_id,
-            run_attempt=run_attempt,
-            category=self.category,
-            risk=self.risk,
-            confidence=self.confidence,
-            proposed_action=self.proposed_action,
-            method=self.method,
-            fingerprint=self.fingerprint,
-            summary=self.summary,
-            retryable=self.retryable,
-            matched_rules=self.matched_rules,
-            excerpt=self.excerpt,
-        )
 
 
 @dataclass(slots=True)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 
 from medic.bus import Bus
@@ -36,18 +34,6 @@ async def projector(database_url: str, db_schema: str) -> AsyncIterator[Projecto
     await svc.start()
     yield svc
     await svc.stop()
-
-
-@pytest.fixture
-async def scratch_schema(database_url: str) -> AsyncIterator[str]:
-    """A second schema (the replay target), dropped afterwards."""
-    schema = f"r_{uuid.uuid4().hex[:12]}"
-    yield schema
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
 
 
 async def project_through_bus(

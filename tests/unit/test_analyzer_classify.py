@@ -7,6 +7,7 @@ import pytest
 from medic.events import ActionKind, AnalysisMethod, Category, FailedJob, RunHistory
 from medic.services.analyzer.classify import LogAnalysis, analyze_failure, analyze_log, is_confident
 from medic.services.analyzer.knowledge import KnowledgeBase, default_knowledge_base
+from medic.services.analyzer.model_path import rules_only
 
 SETUP = [f"2025-01-01T00:00:{i % 60:02d}.0000000Z step output {i}" for i in range(200)]
 PYTEST_FAILURE = [
@@ -212,7 +213,7 @@ def test_no_jobs_is_unknown(kb: KnowledgeBase) -> None:
 
 def test_payload_and_frozen(kb: KnowledgeBase) -> None:
     analysis = analyze(SETUP + PYTEST_FAILURE, kb)
-    payload = analysis.to_payload(repository="acme/app", run_id=1, run_attempt=1)
+    payload = rules_only(analysis).to_payload(repository="acme/app", run_id=1, run_attempt=1)
     assert payload.category is analysis.category and payload.excerpt == analysis.excerpt
     with pytest.raises(ValueError, match="frozen"):
         analysis.risk = 0  # type: ignore[misc]
