@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import uuid_utils
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
@@ -244,6 +244,19 @@ class Envelope(Frozen):
     failure_id: str
     causation_id: str | None = None
     actor: str
+
+    @classmethod
+    def answering(cls, cause: Envelope, **fields: Any) -> Self:
+        """This event as the answer to ``cause``: same failure, caused by it, with an id that
+        is the same every time the cause is handled (so a redelivery publishes a duplicate
+        JetStream drops, not a second fact)."""
+        event_type = cls.model_fields["event_type"].default
+        return cls(
+            event_id=derive_event_id(cause.event_id, event_type, cause.occurred_at),
+            failure_id=cause.failure_id,
+            causation_id=cause.event_id,
+            **fields,
+        )
 
     @property
     def subject_token(self) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from prometheus_client import Counter
 
 from medic.bus import Bus, Delivery
-from medic.events import AnalysisCompleted, AnalysisMethod, Event, FailedJob, FailureDetected, derive_event_id
+from medic.events import AnalysisCompleted, AnalysisMethod, Event, FailedJob, FailureDetected
 from medic.llm.client import ModelClient
 from medic.logstore import LogNotFound, LogStore
 from medic.redact import redact
@@ -65,10 +65,8 @@ class AnalyzerService(Service):
         )
         result = _redacted(await self._refine(rules))
         ack = await self.bus.publish(
-            AnalysisCompleted(
-                event_id=derive_event_id(event.event_id, "AnalysisCompleted", event.occurred_at),
-                failure_id=event.failure_id,
-                causation_id=event.event_id,
+            AnalysisCompleted.answering(
+                event,
                 actor=self.name,
                 payload=result.to_payload(
                     repository=failure.repository, run_id=failure.run_id, run_attempt=failure.run_attempt

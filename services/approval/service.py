@@ -104,10 +104,8 @@ class ApprovalService(Service):
             found = await self.store.get(record.approval_id)
             record = found[0] if found else record
         await self.bus.publish(
-            ApprovalRequested(
-                event_id=derive_event_id(event.event_id, "ApprovalRequested", event.occurred_at),
-                failure_id=event.failure_id,
-                causation_id=event.event_id,
+            ApprovalRequested.answering(
+                event,
                 actor=self.name,
                 payload=ApprovalRequestedPayload(
                     approval_id=record.approval_id,

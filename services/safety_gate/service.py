@@ -6,7 +6,7 @@ from prometheus_client import Counter
 
 from medic.bus import Bus, Delivery
 from medic.config import Settings
-from medic.events import AnalysisCompleted, Event, GateDecided, GateDecidedPayload, derive_event_id
+from medic.events import AnalysisCompleted, Event, GateDecided, GateDecidedPayload
 from medic.runtime import Service
 from medic.services.safety_gate.policy import decide
 
@@ -28,10 +28,8 @@ class SafetyGateService(Service):
         policy = self.settings.policy_for(analysis.repository)
         decision = decide(analysis, policy, max_auto_attempts=self.settings.max_auto_attempts)
         ack = await self.bus.publish(
-            GateDecided(
-                event_id=derive_event_id(event.event_id, "GateDecided", event.occurred_at),
-                failure_id=event.failure_id,
-                causation_id=event.event_id,
+            GateDecided.answering(
+                event,
                 actor=self.name,
                 payload=GateDecidedPayload(
                     outcome=decision.outcome,

@@ -139,3 +139,17 @@ def test_readers_ignore_unknown_fields() -> None:
         "payload": {"approval_id": "a", "expired_at": "2026-11-25T10:00:00Z", "also_new": True},
     }
     assert decode_event(json.dumps(raw)).event_type == "ApprovalExpired"
+
+
+def test_an_answer_names_its_cause_and_repeats_its_id_for_the_same_cause() -> None:
+    from medic.events import ApprovalExpired, ApprovalExpiredPayload
+
+    cause = FailureDetected.model_validate_json(
+        '{"failure_id": "f", "actor": "monitor", "payload": {"repository": "acme/web", "run_id": 1,'
+        ' "run_attempt": 1, "workflow_name": "CI", "detected_at": "2026-11-25T10:00:00Z"}}'
+    )
+    payload = ApprovalExpiredPayload(approval_id="a", expired_at=utc_now())
+    first = ApprovalExpired.answering(cause, actor="approval", payload=payload)
+    again = ApprovalExpired.answering(cause, actor="approval", payload=payload)
+    assert first.event_id == again.event_id
+    assert (first.failure_id, first.causation_id) == ("f", cause.event_id)
