@@ -1,9 +1,11 @@
-"""Where the providers' published API descriptions are: ``../shared/contracts`` beside the clone."""
+"""Where the providers' published API descriptions are: copied into ``tests/contract/providers``.
+
+They are GitHub's, Slack's and OpenAI's own machine-readable descriptions and example payloads
+(MIT-licensed data, upstream and licence in ``tests/contract/providers/README.md``).
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-_BESIDE_CLONE = Path(__file__).resolve().parents[2] / "shared" / "contracts"
-CONTRACTS = Path(os.environ.get("MEDIC_CONTRACTS_DIR", _BESIDE_CLONE))
+CONTRACTS = Path(__file__).resolve().parent / "contract" / "providers"

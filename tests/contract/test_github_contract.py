@@ -108,7 +108,7 @@ NOT_IN_SUBSET = {
     "GET /orgs/{org}/installation",
     "POST /app/installations/{installation_id}/access_tokens",
 }
-"""Routes GitHub documents but ../shared/contracts does not carry yet (polling organisations,
+"""Routes GitHub documents but the copied provider contracts do not carry yet (polling organisations,
 GitHub App auth). Other tests in the session may have called them; they are checked by the
 test below so that this list empties itself when the subset grows."""
 

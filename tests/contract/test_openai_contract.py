@@ -2,7 +2,7 @@
 
 Every request ``ModelClient`` sends must validate against ``CreateChatCompletionRequest``, and
 every sandbox answer against ``CreateChatCompletionResponse`` or ``ErrorResponse``, from the
-OpenAPI 3.1 subset in ``/work/shared/contracts/openai`` (JSON Schema 2020-12; ``$ref``s resolve
+OpenAPI 3.1 subset in ``tests/contract/providers/openai`` (JSON Schema 2020-12; ``$ref``s resolve
 inside the file). A sandbox that drifted from the real API would make every model test moot.
 """
 
