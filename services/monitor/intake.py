@@ -8,30 +8,46 @@ so a slow GitHub never makes a webhook delivery time out and nothing is lost on 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from functools import partial
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from medic.boundary import MAX_ID, MAX_RUN_ATTEMPT, bounded_text
 from medic.bus import DecodeError
 from medic.github.models import WorkflowRun
 
+COMMIT_MESSAGE_BYTES = 64 * 1024
+"""A commit message is kept up to here (git allows any size; a 1 MB one would not fit an event)."""
+NAME_BYTES = 1024
+URL_BYTES = 2048
+MAX_PULL_REQUESTS = 100
+
+Name = Annotated[str, AfterValidator(partial(bounded_text, max_bytes=NAME_BYTES))]
+Url = Annotated[str, AfterValidator(partial(bounded_text, max_bytes=URL_BYTES))]
+CommitMessage = Annotated[str, AfterValidator(partial(bounded_text, max_bytes=COMMIT_MESSAGE_BYTES))]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
 
 class RunToInspect(BaseModel):
+    """One failed run attempt; every field from GitHub is range-checked, cleaned and bounded here,
+    the one door webhooks and polls both come through (see :mod:`medic.boundary`)."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    repository: str
-    run_id: int
-    run_attempt: int
-    workflow_name: str
-    workflow_path: str = ""
-    event: str = ""
-    branch: str = ""
-    head_sha: str = ""
-    commit_message: str = ""
-    actor: str = ""
-    pull_requests: tuple[int, ...] = ()
-    html_url: str = ""
-    conclusion: str
+    repository: Name
+    run_id: Id
+    run_attempt: int = Field(ge=1, le=MAX_RUN_ATTEMPT)
+    workflow_name: Name
+    workflow_path: Name = ""
+    event: Name = ""
+    branch: Name = ""
+    head_sha: Name = ""
+    commit_message: CommitMessage = ""
+    actor: Name = ""
+    pull_requests: Annotated[tuple[Id, ...], AfterValidator(lambda numbers: numbers[:MAX_PULL_REQUESTS])] = ()
+    html_url: Url = ""
+    conclusion: Name
     run_started_at: datetime | None = None
     updated_at: datetime | None = None
     source: Literal["webhook", "poll"] = "webhook"

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from prometheus_client import Counter, Gauge
+from pydantic import ValidationError
 
 from medic.events import utc_now
 from medic.github.client import ACCOUNT_NAME, GitHubClient
@@ -182,7 +183,13 @@ class Poller:
         )
         recorded = 0
         for run in failed:
-            recorded += await self.record(from_workflow_run(run, source="poll", repository=repository))
+            try:
+                found = from_workflow_run(run, source="poll", repository=repository)
+            except ValidationError as exc:  # an id out of range is not a real run: skip it, keep polling
+                log.warning("poll_run_refused", repository=repository, run_id=run.id, errors=str(exc)[:300])
+                self.stats["refused"] += 1
+                continue
+            recorded += await self.record(found)
         await self.state.save(following)
         POLLS.labels("changed").inc()
         self.stats["recorded"] += recorded

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
+from medic.boundary import json_too_deep
 from medic.bus import Bus, Delivery, Subscription
 from medic.config import Settings
 from medic.github.client import GitHubClient
@@ -141,9 +142,12 @@ class MonitorService(Service):
                 raise HTTPException(401, "missing or invalid X-Hub-Signature-256")
             if not event_name:
                 raise HTTPException(400, "missing X-GitHub-Event header")
+            if json_too_deep(body):
+                WEBHOOKS.labels(event_name, "malformed").inc()
+                raise HTTPException(400, "body nests deeper than any GitHub payload")
             try:
                 payload = json.loads(body)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 WEBHOOKS.labels(event_name, "malformed").inc()
                 raise HTTPException(400, f"body is not JSON: {exc}") from None
             try:
