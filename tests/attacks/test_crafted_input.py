@@ -71,7 +71,7 @@ async def dead_letters(bus: Bus) -> int:
 async def test_a_nul_byte_in_a_job_log_keeps_the_detection_in_the_audit_trail(
     bus: Bus, projector: ProjectorService
 ) -> None:
-    log = b"2026-11-25T10:00:00Z compiling\n\x00\x00binary junk\x00\n##[error]Process completed with exit code 1\n"
+    log = b"10:00:00Z compiling\n\x00\x00binary junk\x00\n##[error]Process completed with exit code 1"
     async with monitor_world(bus) as world:
         run = world.sandbox.add_failed_run("acme/nul", "unit_test_assertion", log=bytes_source(log))
         url = await world.serve(await world.monitor())
@@ -103,7 +103,7 @@ def _run_payload(world: Any, run: Any, **workflow_run: Any) -> dict[str, Any]:
         {"run_attempt": 2**31},
         {"pull_requests": [{"number": 2**63}]},
     ],
-    ids=["run-id-2^63", "negative-run-id", "run-id-0", "negative-attempt", "attempt-0", "attempt-2^31", "pr-2^63"],
+    ids=["run-2^63", "run-negative", "run-0", "attempt-negative", "attempt-0", "attempt-2^31", "pr-2^63"],
 )
 async def test_signed_webhooks_with_ids_out_of_range_are_refused(bus: Bus, crafted: dict[str, Any]) -> None:
     async with monitor_world(bus) as world:
@@ -235,4 +235,3 @@ async def test_an_event_the_projector_cannot_store_is_recorded_and_verify_report
 
     replayed = await replay(bus, database_url, scratch_schema, live_schema=db_schema)
     assert replayed.equal, (replayed.digests, replayed.live_digests)
-
