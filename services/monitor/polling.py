@@ -44,6 +44,7 @@ LEASE_FRACTION = 0.9
 """A lease ends a little before the next interval, so the next tick (any replica's) can take it."""
 
 Record = Callable[[RunToInspect], Awaitable[bool]]
+Discover = Callable[[], Awaitable[list[str]]]
 
 
 def advance(
@@ -106,10 +107,13 @@ class Poller:
         interval_seconds: float,
         lookback: timedelta,
         holder: str,
+        discover: Discover | None = None,
     ) -> None:
         self.github, self.state, self.record = github, state, record
         self.allowlist, self.interval, self.lookback = allowlist, interval_seconds, lookback
         self.holder = holder
+        self.discover = discover
+        """Repositories found at run time (those that sent a webhook): the catch-up poll."""
         self.repositories = _checked(repositories, valid_repository, "poll_repository_ignored")
         self.organisations = _checked(organisations, valid_account, "poll_org_ignored")
         self._org_repositories: dict[str, list[str]] = {}
@@ -121,7 +125,7 @@ class Poller:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.repositories or self.organisations)
+        return bool(self.repositories or self.organisations or self.discover)
 
     def start(self) -> None:
         if self.enabled and self._task is None:
@@ -209,6 +213,9 @@ class Poller:
             await self._refresh_organisations()
         for members in self._org_repositories.values():
             names.update({name.lower(): name for name in members})
+        if self.discover is not None:
+            found = await self.discover()
+            names.update({name.lower(): name for name in found if valid_repository(name)})
         return [name for name in names.values() if self.allowlist.allows(name)]
 
     async def _refresh_organisations(self) -> None:

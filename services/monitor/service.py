@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import timedelta
 from typing import Annotated
@@ -22,7 +23,8 @@ from medic.services.monitor.allowlist import RepositoryAllowlist
 from medic.services.monitor.cursors import DETECTION_MEMORY_SECONDS, Detections, PollState, open_bucket
 from medic.services.monitor.details import complete_partial, failed_jobs, failure_detected, run_history
 from medic.services.monitor.intake import RunToInspect, decode_run
-from medic.services.monitor.polling import Poller
+from medic.services.monitor.polling import Poller, valid_repository
+from medic.services.monitor.senders import SENDER_MEMORY_SECONDS, WebhookSenders
 from medic.services.monitor.webhooks import Ignored, WebhookRejected, interpret
 from medic.telemetry import logger
 
@@ -31,6 +33,7 @@ log = logger(__name__)
 WEBHOOKS = Counter("medic_webhooks_total", "GitHub webhook deliveries by outcome", ["event", "outcome"])
 DETECTIONS = Counter("medic_failures_detected_total", "FailureDetected events published", ["source"])
 MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
+_REPOSITORY = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
 
 
 class MonitorService(Service):
@@ -45,6 +48,8 @@ class MonitorService(Service):
         self.intake_subject = f"{bus.topology.prefix}.intake.github"
         self.cursor_bucket = f"{bus.topology.stream}_monitor_cursors"
         self.detected_bucket = f"{bus.topology.stream}_monitor_detected"
+        self.senders_bucket = f"{bus.topology.stream}_monitor_senders"
+        self.senders: WebhookSenders | None = None
         self.allowlist = RepositoryAllowlist(settings.allowed_repositories)
         self.replica = f"monitor-{uuid.uuid4().hex[:12]}"
         self.poller: Poller | None = None
@@ -73,7 +78,10 @@ class MonitorService(Service):
 
     async def _start_polling(self) -> None:
         settings = self.settings
-        if not (settings.poll_repositories or settings.poll_organisations):
+        if settings.catch_up_polling:
+            bucket = await open_bucket(self.bus.js, self.senders_bucket, ttl=SENDER_MEMORY_SECONDS)
+            self.senders = WebhookSenders(bucket)
+        if not (settings.poll_repositories or settings.poll_organisations or self.senders):
             return
         self.poller = Poller(
             github=self.github,
@@ -85,6 +93,7 @@ class MonitorService(Service):
             interval_seconds=settings.polling_interval_minutes * 60,
             lookback=timedelta(minutes=settings.poll_lookback_minutes),
             holder=self.replica,
+            discover=self.senders.repositories if self.senders else None,
         )
         self.poller.start()
 
@@ -125,6 +134,21 @@ class MonitorService(Service):
             DETECTIONS.labels(run.source).inc()
             log.info("failure_detected", failure_id=event.failure_id, repository=run.repository)
 
+    async def _remember_sender(self, payload: object) -> None:
+        """A verified delivery names a repository the catch-up poll should watch from now on."""
+        if self.senders is None or not isinstance(payload, dict):
+            return
+        repository = payload.get("repository")
+        name = repository.get("full_name") if isinstance(repository, dict) else None
+        if not (isinstance(name, str) and _REPOSITORY.fullmatch(name) and valid_repository(name)):
+            return
+        if not self.allowlist.allows(name):
+            return
+        try:
+            await self.senders.remember(name)
+        except Exception as exc:  # remembering is best effort; the delivery itself must go on
+            log.warning("webhook_sender_not_remembered", repository=name, error=str(exc))
+
     def router(self) -> APIRouter:
         router = APIRouter(tags=["monitor"])
 
@@ -150,6 +174,7 @@ class MonitorService(Service):
             except (ValueError, RecursionError) as exc:
                 WEBHOOKS.labels(event_name, "malformed").inc()
                 raise HTTPException(400, f"body is not JSON: {exc}") from None
+            await self._remember_sender(payload)
             try:
                 outcome = interpret(event_name, payload, x_github_delivery)
             except WebhookRejected as exc:
