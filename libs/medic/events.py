@@ -235,6 +235,31 @@ class RemediationFinishedPayload(Frozen):
     """The run attempt whose conclusion decided the outcome (the proof CI went green, or not)."""
 
 
+CONFIG_FAILURE_ID = "config"
+"""The correlation key of configuration events: ``/api/audit?failure_id=config`` lists them all."""
+
+
+class ConfigKeyChange(Frozen):
+    """One key of an applied configuration change; a secret's values are masked, never sent."""
+
+    key: str
+    old: Any = None
+    new: Any = None
+    secret: bool = False
+
+
+class ConfigReloadedPayload(Frozen):
+    source: str
+    """The file that was read (a ConfigMap mount in Kubernetes)."""
+    trigger: Literal["watch", "sighup"]
+    host: str
+    """Which process applied it (each replica reloads; the derived event id keeps one fact)."""
+    changes: tuple[ConfigKeyChange, ...] = ()
+    """Keys applied to new decisions without a restart."""
+    restart_needed: tuple[str, ...] = ()
+    """Keys that changed in the file but only take effect at the next start (bus, ports, ...)."""
+
+
 # --- envelope ---------------------------------------------------------------------------
 
 
@@ -317,6 +342,12 @@ class RemediationFinished(Envelope):
     payload: RemediationFinishedPayload
 
 
+class ConfigReloaded(Envelope):
+    event_type: Literal["ConfigReloaded"] = "ConfigReloaded"
+    schema_version: Literal[1] = 1
+    payload: ConfigReloadedPayload
+
+
 Event = Annotated[
     FailureDetected
     | AnalysisCompleted
@@ -326,7 +357,8 @@ Event = Annotated[
     | ApprovalRejected
     | ApprovalExpired
     | RemediationStarted
-    | RemediationFinished,
+    | RemediationFinished
+    | ConfigReloaded,
     Field(discriminator="event_type"),
 ]
 
@@ -340,6 +372,7 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     ApprovalExpired,
     RemediationStarted,
     RemediationFinished,
+    ConfigReloaded,
 )
 EVENT_TYPE_NAMES: tuple[str, ...] = tuple(t.model_fields["event_type"].default for t in EVENT_TYPES)
 

@@ -20,6 +20,7 @@ from medic.events import (
     ApprovalGranted,
     ApprovalRejected,
     ApprovalRequested,
+    ConfigReloaded,
     Event,
     FailureDetected,
     GateDecided,
@@ -115,7 +116,8 @@ class FailureChange:
 @dataclass(frozen=True)
 class Projection:
     audit: AuditEntry
-    failure: FailureChange
+    failure: FailureChange | None
+    """None for events about the policy rather than one failure (they are audited only)."""
 
 
 def project(event: Event) -> Projection:
@@ -151,7 +153,7 @@ def _change(event: Event, state: FailureState, stage: str, **kw: Any) -> Failure
     )
 
 
-Mapped = tuple[str | None, str | None, FailureChange]
+Mapped = tuple[str | None, str | None, FailureChange | None]
 
 
 def _detected(e: FailureDetected) -> Mapped:
@@ -271,6 +273,10 @@ def _finished(e: RemediationFinished) -> Mapped:
     return p.outcome.value, p.repository, _change(e, state, "settled_at", fields=fields, identity=identity)
 
 
+def _config(e: ConfigReloaded) -> Mapped:
+    return ("applied" if e.payload.changes else "restart_needed"), None, None
+
+
 def _repository_of(payload: object) -> str | None:
     """Approval decisions do not carry the repository (yet): read it when a later version does.
 
@@ -291,4 +297,5 @@ _MAPPERS: dict[str, Callable[[Any], Mapped]] = {
     "ApprovalExpired": _expired,
     "RemediationStarted": _started,
     "RemediationFinished": _finished,
+    "ConfigReloaded": _config,
 }
