@@ -115,4 +115,11 @@ def _mount_projector_commands() -> None:
     app.add_typer(db_app, name="db")
 
 
+def _mount_policy_commands() -> None:
+    from medic.services.safety_gate.commands import policy_app
+
+    app.add_typer(policy_app, name="policy")
+
+
 _mount_projector_commands()
+_mount_policy_commands()

@@ -71,7 +71,7 @@ class AnalyzerService(Service):
                 actor=self.name,
                 payload=result.to_payload(
                     repository=failure.repository, run_id=failure.run_id, run_attempt=failure.run_attempt
-                ),
+                ).model_copy(update={"branch": failure.branch, "head_sha": failure.head_sha}),
             )
         )
         if not ack.duplicate:
