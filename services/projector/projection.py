@@ -25,6 +25,7 @@ from medic.events import (
     FailureDetected,
     GateDecided,
     GateOutcome,
+    PolicyChanged,
     RemediationFinished,
     RemediationOutcome,
     RemediationStarted,
@@ -206,7 +207,10 @@ def _gate(e: GateDecided) -> Mapped:
         "risk_threshold": p.risk_threshold,
     }
     identity = {"repository": p.repository, "run_id": p.run_id, "run_attempt": p.run_attempt}
-    change = _change(e, _GATE_STATE[p.outcome], "decided_at", fields=fields, identity=identity)
+    state = _GATE_STATE[p.outcome]
+    if p.dry_run and state is FailureState.REMEDIATING:
+        state = FailureState.NO_ACTION  # dry-run: decided as usual, nothing will run
+    change = _change(e, state, "decided_at", fields=fields, identity=identity)
     return p.outcome.value, p.repository, change
 
 
@@ -277,6 +281,12 @@ def _config(e: ConfigReloaded) -> Mapped:
     return ("applied" if e.payload.changes else "restart_needed"), None, None
 
 
+def _policy(e: PolicyChanged) -> Mapped:
+    p = e.payload
+    repository = p.scope if "/" in p.scope else None
+    return p.change.value, repository, None
+
+
 def _repository_of(payload: object) -> str | None:
     """Approval decisions do not carry the repository (yet): read it when a later version does.
 
@@ -298,4 +308,5 @@ _MAPPERS: dict[str, Callable[[Any], Mapped]] = {
     "RemediationStarted": _started,
     "RemediationFinished": _finished,
     "ConfigReloaded": _config,
+    "PolicyChanged": _policy,
 }
