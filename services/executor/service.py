@@ -52,7 +52,11 @@ class Order:
 
 
 def order_from(event: Event) -> Order | None:
-    if isinstance(event, GateDecided) and event.payload.outcome is GateOutcome.AUTO_REMEDIATE:
+    if (
+        isinstance(event, GateDecided)
+        and event.payload.outcome is GateOutcome.AUTO_REMEDIATE
+        and not event.payload.dry_run  # dry-run: decided and recorded, never executed
+    ):
         p = event.payload
         return Order(
             event.failure_id,
