@@ -32,6 +32,8 @@ from tests.integration.monitor_support import (
 )
 
 NATS_MAX_PAYLOAD = 1024 * 1024
+WEBHOOK_ONLY = {"catch_up_polling": False}
+"""What the webhook alone does: a catch-up poll would also find the sandbox's real run."""
 
 
 @pytest.fixture
@@ -74,7 +76,7 @@ async def test_a_nul_byte_in_a_job_log_keeps_the_detection_in_the_audit_trail(
     log = b"10:00:00Z compiling\n\x00\x00binary junk\x00\n##[error]Process completed with exit code 1"
     async with monitor_world(bus) as world:
         run = world.sandbox.add_failed_run("acme/nul", "unit_test_assertion", log=bytes_source(log))
-        url = await world.serve(await world.monitor())
+        url = await world.serve(await world.monitor(**WEBHOOK_ONLY))
         response = await post_webhook(url, "workflow_run", run_completed_payload(world, run))
         assert response.status_code == 202
         [event] = await wait_for_detected(bus, 1)
@@ -108,7 +110,7 @@ def _run_payload(world: Any, run: Any, **workflow_run: Any) -> dict[str, Any]:
 async def test_signed_webhooks_with_ids_out_of_range_are_refused(bus: Bus, crafted: dict[str, Any]) -> None:
     async with monitor_world(bus) as world:
         run = world.sandbox.add_failed_run("acme/ids", "unit_test_assertion")
-        url = await world.serve(await world.monitor())
+        url = await world.serve(await world.monitor(**WEBHOOK_ONLY))
         response = await post_webhook(url, "workflow_run", _run_payload(world, run, **crafted))
         assert response.status_code == 400, response.text
         assert await wait_for_detected(bus, 1, within=1.0) == []
@@ -116,7 +118,7 @@ async def test_signed_webhooks_with_ids_out_of_range_are_refused(bus: Bus, craft
 
 async def test_a_job_webhook_with_a_run_id_past_bigint_is_refused(bus: Bus) -> None:
     async with monitor_world(bus) as world:
-        url = await world.serve(await world.monitor())
+        url = await world.serve(await world.monitor(**WEBHOOK_ONLY))
         payload = {
             "action": "completed",
             "workflow_job": {"id": 1, "run_id": 2**63, "run_attempt": 1, "conclusion": "failure"},
@@ -132,7 +134,7 @@ async def test_a_commit_message_over_one_megabyte_is_truncated_and_the_failure_s
     async with monitor_world(bus) as world:
         run = world.sandbox.add_failed_run("acme/huge", "unit_test_assertion")
         run.commit_message = "fix: everything\n" + "A" * (1536 * 1024) + "\nthe end"
-        url = await world.serve(await world.monitor())
+        url = await world.serve(await world.monitor(**WEBHOOK_ONLY))
         response = await post_webhook(url, "workflow_run", run_completed_payload(world, run))
         assert response.status_code == 202, response.text
         [event] = await wait_for_detected(bus, 1)
@@ -149,7 +151,7 @@ async def test_a_lone_surrogate_in_a_signed_webhook_is_cleaned_and_the_failure_k
         payload = run_completed_payload(world, run)
         payload["workflow_run"]["head_commit"]["message"] = "half a pair: \ud800 and a NUL: \x00"
         payload["workflow_run"]["head_branch"] = "feature/\udfff"
-        url = await world.serve(await world.monitor())
+        url = await world.serve(await world.monitor(**WEBHOOK_ONLY))
         response = await post_webhook(url, "workflow_run", payload)
         assert response.status_code == 202, response.text
         [event] = await wait_for_detected(bus, 1)
@@ -164,7 +166,7 @@ async def test_json_nested_five_thousand_deep_is_a_400_signed_or_not(bus: Bus) -
 
     body = ("[" * 5000 + "]" * 5000).encode()
     async with monitor_world(bus) as world:
-        url = await world.serve(await world.monitor())
+        url = await world.serve(await world.monitor(**WEBHOOK_ONLY))
         async with httpx.AsyncClient() as client:
             headers = {"X-GitHub-Event": "workflow_run", "Content-Type": "application/json"}
             signed = await client.post(
