@@ -24,7 +24,7 @@ from medic.bus import Bus, Delivery, Subscription
 from medic.config import Settings
 from medic.events import Event, decode_event
 from medic.http_guard import HostileInputGuard
-from medic.telemetry import logger
+from medic.telemetry import instrument_app, logger
 
 log = logger(__name__)
 
@@ -76,6 +76,7 @@ class ServiceHost:
 
     def app(self) -> FastAPI:
         app = FastAPI(title="ci-medic", version="0.1.0")
+        instrument_app(app)
         for service in self.services:
             router = service.router()
             if router is not None:
