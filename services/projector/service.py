@@ -16,7 +16,7 @@ from medic.bus import Delivery
 from medic.config import Settings
 from medic.db import connect_pool
 from medic.events import Event
-from medic.runtime import Service
+from medic.runtime import EVERY_EVENT, Service
 from medic.telemetry import logger
 
 from .api import build_router
@@ -29,7 +29,7 @@ log = logger(__name__)
 
 class ProjectorService(Service):
     name: ClassVar[str] = CONSUMER
-    consumes: ClassVar[tuple[str, ...] | None] = ()
+    consumes = EVERY_EVENT
     concurrency: ClassVar[int] = 1
     """One at a time: the audit chain then follows stream order, which is causal order per failure."""
 

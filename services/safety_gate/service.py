@@ -15,7 +15,8 @@ DECISIONS = Counter("medic_gate_decisions_total", "Gate decisions by outcome", [
 
 class SafetyGateService(Service):
     name = "safety-gate"
-    consumes = ("AnalysisCompleted",)
+    consumes = (AnalysisCompleted,)
+    produces = (GateDecided,)
 
     def __init__(self, *, settings: Settings, bus: Bus) -> None:
         self.settings = settings
