@@ -17,12 +17,11 @@ from medic.config import Settings
 from medic.db import connect_pool
 from medic.events import Event
 from medic.runtime import EVERY_EVENT, Service
+from medic.services.projector.api import build_router
+from medic.services.projector.instruments import PROJECTED_EVENTS, PROJECTION_BATCH, PROJECTION_LAG
+from medic.services.projector.migrations import migrate
+from medic.services.projector.store import CONSUMER, apply_events
 from medic.telemetry import logger
-
-from .api import build_router
-from .instruments import PROJECTED_EVENTS, PROJECTION_BATCH, PROJECTION_LAG
-from .migrations import migrate
-from .store import CONSUMER, apply_events
 
 log = logger(__name__)
 
