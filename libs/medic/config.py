@@ -44,6 +44,8 @@ class RepositoryConfig(BaseModel):
     allowed_actions: tuple[ActionKind, ...] | None = None
     rules_file: Path | None = None
     """Extra analyzer rules for this repository, over the organisation's and the shipped ones."""
+    approvers: tuple[str, ...] | None = None
+    """Who may approve this repository's risky fixes (Slack user ids ``U…`` or user groups ``S…``)."""
 
 
 class RepositoryPolicy(BaseModel):
@@ -57,6 +59,7 @@ class RepositoryPolicy(BaseModel):
     protected: bool
     slack_channel: str
     allowed_actions: tuple[ActionKind, ...]
+    approvers: tuple[str, ...] = ()
 
 
 DEFAULT_AUTO_ACTIONS = (ActionKind.RERUN_FAILED_JOBS, ActionKind.RERUN_WORKFLOW, ActionKind.CLEAR_CACHE)
@@ -76,7 +79,11 @@ class Settings(BaseSettings):
     protected_repositories: Annotated[tuple[str, ...], NoDecode] = ()
     """``a/b,c/d`` or a JSON list; NoDecode lets the comma form reach the validator."""
     slack_channels: dict[str, str] = Field(
-        default_factory=lambda: {"default": "#ci-medic", "approvals": "#ci-medic-approvals"}
+        default_factory=lambda: {
+            "default": "#ci-medic",
+            "approvals": "#ci-medic-approvals",
+            "critical": "#ci-medic-critical",
+        }
     )
     approval_timeout_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     polling_interval_minutes: float = Field(default=5.0, gt=0, le=24 * 60)
@@ -118,6 +125,25 @@ class Settings(BaseSettings):
     dashboard``); unset: the host it runs in (``medic run``)."""
     """When set, approve/reject over HTTP needs ``Authorization: Bearer <token>``."""
 
+    # --- Slack ---
+    slack_bot_token: SecretStr | None = None
+    """``xoxb-…``; unset under ``medic run`` means the sandbox Slack."""
+    slack_signing_secret: SecretStr | None = None
+    """Verifies that requests to ``/slack/events`` come from Slack (HTTP mode)."""
+    slack_app_token: SecretStr | None = None
+    """``xapp-…``: Socket Mode instead of a public request URL."""
+    slack_api_url: str = "https://slack.com/api/"
+    slack_messages_per_second: float = Field(default=1.0, gt=0, le=50)
+    """Per channel: Slack allows about one message a second in a channel."""
+    critical_risk: int = Field(default=9, ge=0, le=10)
+    """At or above this risk a failure is also told in the ``critical`` channel and needs two approvers."""
+    approvers: Annotated[tuple[str, ...], NoDecode] = ()
+    """Who may approve (Slack user ids ``U…``/``W…`` or user groups ``S…``); per repository in
+    ``repository_configs.<repo>.approvers``. Empty everywhere: anyone may (the web API's token
+    is then the only gate)."""
+    public_url: str | None = None
+    """Where people reach the dashboard (links in Slack); default ``http://<http_host>:<http_port>``."""
+
     # --- monitor: which repositories, how they are polled ---
     allowed_repositories: Annotated[tuple[str, ...], NoDecode] = ()
     """``owner/name`` or ``owner/*`` entries; webhooks for any other repository are ignored. Empty: all."""
@@ -133,7 +159,9 @@ class Settings(BaseSettings):
     """The App's PEM private key, inline; or see ``github_app_private_key_file``."""
     github_app_private_key_file: Path | None = None
 
-    @field_validator("allowed_repositories", "poll_repositories", "poll_organisations", mode="before")
+    @field_validator(
+        "allowed_repositories", "poll_repositories", "poll_organisations", "approvers", mode="before"
+    )
     @classmethod
     def _split_monitor_lists(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -182,7 +210,11 @@ class Settings(BaseSettings):
             protected=_first(override.protected, protected),
             slack_channel=_first(override.slack_channel, self.slack_channels.get("default", "#ci-medic")),
             allowed_actions=_first(override.allowed_actions, DEFAULT_AUTO_ACTIONS),
+            approvers=_first(override.approvers, self.approvers),
         )
+
+    def dashboard_url(self) -> str:
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
 
 def _first(value: _T | None, default: _T) -> _T:

@@ -6,7 +6,9 @@ others already trust, and a fix to a strategy helps every test at once.
 
 from __future__ import annotations
 
+import math
 import string
+from collections.abc import Callable
 from datetime import datetime
 
 from hypothesis import strategies as st
@@ -23,9 +25,19 @@ incidental_numbers = st.integers(min_value=0, max_value=10**9)
 durations = st.tuples(st.integers(0, 999), st.sampled_from(["ms", "s", "m", "h", "seconds"])).map(
     lambda pair: f"{pair[0]}{pair[1]}"
 )
-hex_hashes = st.text(alphabet="0123456789abcdef", min_size=7, max_size=40).filter(
-    lambda value: any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
-)
+
+
+@st.composite
+def _hex_hashes(draw: st.DrawFn) -> str:
+    """Hex of 7-40 characters with at least one digit and one letter (built, not filtered,
+    so hypothesis never gives up on it)."""
+    body = list(draw(st.text(alphabet="0123456789abcdef", min_size=5, max_size=38)))
+    for needed in (draw(st.sampled_from(string.digits)), draw(st.sampled_from("abcdef"))):
+        body.insert(draw(st.integers(min_value=0, max_value=len(body))), needed)
+    return "".join(body)
+
+
+hex_hashes = _hex_hashes()
 uuids = st.uuids().map(str)
 ports = st.integers(min_value=1, max_value=65535)
 timestamps = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2999, 12, 31)).map(
@@ -86,10 +98,13 @@ from medic.events import (  # noqa: E402
     Category,
     ProposedAction,
 )
+from medic.services.safety_gate.policy import MIN_CONFIDENCE  # noqa: E402
+
+GateInput = tuple[AnalysisCompletedPayload, RepositoryPolicy, int]
 
 repositories = st.tuples(path_segments, path_segments).map(lambda p: f"{p[0]}/{p[1]}")
 categories = st.sampled_from(Category)
-known_categories = categories.filter(lambda c: c is not Category.UNKNOWN)
+known_categories = st.sampled_from([c for c in Category if c is not Category.UNKNOWN])
 action_kinds = st.sampled_from(ActionKind)
 proposed_actions = st.builds(ProposedAction, kind=action_kinds, cache_key=st.none() | words)
 risks = st.integers(min_value=0, max_value=10)
@@ -137,13 +152,143 @@ def repository_policies(
 
 
 @st.composite
-def gate_inputs(
+def any_gate_inputs(
     draw: st.DrawFn,
     *,
     category: st.SearchStrategy[Category] = categories,
     protected: st.SearchStrategy[bool] = flags,
-) -> tuple[AnalysisCompletedPayload, RepositoryPolicy, int]:
-    """An analysis, the policy of its repository, and the automatic-attempt limit."""
+) -> GateInput:
+    """Every field drawn independently: wide, but it rarely lets every check pass at once."""
     analysis = draw(analyses(category=category))
     policy = draw(repository_policies(repository=analysis.repository, protected=protected))
     return analysis, policy, draw(max_auto_attempts)
+
+
+# The gate's checks, each as the edge where it still passes and the first value where it
+# fails. A check the gate gains (policy, budgets, ...) adds one entry to GATE_CHECKS and
+# every property below exercises it: passing at its edge, and failing alone.
+
+automatic_actions = st.sampled_from([kind for kind in ActionKind if kind is not ActionKind.NONE])
+below_floor = math.nextafter(MIN_CONFIDENCE, 0.0)
+"""The largest confidence that is still below the floor (the floor itself passes)."""
+
+
+@st.composite
+def passing_gate_inputs(draw: st.DrawFn, *, at_edges: st.SearchStrategy[bool] = flags) -> GateInput:
+    """An analysis, policy and attempt limit for which every check passes.
+
+    Each value sits exactly on the boundary that still passes (risk equal to the
+    threshold, confidence equal to the floor, the last allowed attempt) whenever
+    ``at_edges`` draws True: by default each edge is a coin toss, so every combination
+    is reached; ``st.just(True)`` puts every value on its edge at once.
+    """
+    kind = draw(automatic_actions)
+    threshold = draw(risks)
+    limit = draw(st.integers(min_value=2, max_value=10))
+    risk = threshold if draw(at_edges) else draw(st.integers(0, threshold))
+    confidence = (
+        MIN_CONFIDENCE
+        if draw(at_edges)
+        else draw(st.floats(min_value=MIN_CONFIDENCE, max_value=1.0, allow_nan=False))
+    )
+    attempt = limit - 1 if draw(at_edges) else draw(st.integers(1, limit - 1))
+    extra_actions = draw(st.sets(action_kinds))
+    analysis = AnalysisCompletedPayload(
+        repository=draw(repositories),
+        run_id=draw(st.integers(min_value=1, max_value=10**12)),
+        run_attempt=attempt,
+        category=draw(known_categories),
+        risk=risk,
+        confidence=confidence,
+        proposed_action=ProposedAction(kind=kind, cache_key=draw(st.none() | words)),
+        method=draw(st.sampled_from(AnalysisMethod)),
+        fingerprint=draw(hex_hashes),
+    )
+    policy = RepositoryPolicy(
+        repository=analysis.repository,
+        risk_threshold=threshold,
+        auto_remediate=True,
+        protected=False,
+        slack_channel="#ci",
+        allowed_actions=tuple(sorted({kind, *extra_actions}, key=lambda k: k.value)),
+    )
+    return analysis, policy, limit
+
+
+def _unknown_cause(given: GateInput) -> GateInput:
+    analysis, policy, limit = given
+    return analysis.model_copy(update={"category": Category.UNKNOWN}), policy, limit
+
+
+def _protected(given: GateInput) -> GateInput:
+    analysis, policy, limit = given
+    return analysis, policy.model_copy(update={"protected": True}), limit
+
+
+def _turned_off(given: GateInput) -> GateInput:
+    analysis, policy, limit = given
+    return analysis, policy.model_copy(update={"auto_remediate": False}), limit
+
+
+def _one_above_threshold(given: GateInput) -> GateInput:
+    analysis, policy, limit = given
+    threshold = min(policy.risk_threshold, 9)  # risk tops out at 10
+    return (
+        analysis.model_copy(update={"risk": threshold + 1}),
+        policy.model_copy(update={"risk_threshold": threshold}),
+        limit,
+    )
+
+
+def _just_below_floor(given: GateInput) -> GateInput:
+    analysis, policy, limit = given
+    return analysis.model_copy(update={"confidence": below_floor}), policy, limit
+
+
+def _action_not_allowed(given: GateInput) -> GateInput:
+    analysis, policy, limit = given
+    allowed = tuple(k for k in policy.allowed_actions if k is not analysis.proposed_action.kind)
+    return analysis, policy.model_copy(update={"allowed_actions": allowed}), limit
+
+
+def _attempt_limit_reached(given: GateInput) -> GateInput:
+    analysis, policy, limit = given
+    return analysis.model_copy(update={"run_attempt": limit}), policy, limit
+
+
+GATE_CHECKS: dict[str, Callable[[GateInput], GateInput]] = {
+    "unknown cause": _unknown_cause,
+    "protected repository": _protected,
+    "automation turned off": _turned_off,
+    "risk one above the threshold": _one_above_threshold,
+    "confidence just below the floor": _just_below_floor,
+    "action not allowed": _action_not_allowed,
+    "attempt limit reached": _attempt_limit_reached,
+}
+"""Name -> the smallest change that makes exactly that one check fail."""
+
+gate_check_names = st.sampled_from(sorted(GATE_CHECKS))
+
+
+@st.composite
+def one_check_failing(draw: st.DrawFn) -> tuple[str, GateInput]:
+    """A passing input, often on its edges, with exactly one check pushed just past its edge."""
+    name = draw(gate_check_names)
+    return name, GATE_CHECKS[name](draw(passing_gate_inputs()))
+
+
+@st.composite
+def nothing_to_do_inputs(draw: st.DrawFn) -> GateInput:
+    """A cause the rules know well and for which no action exists (the team is told)."""
+    analysis, policy, limit = draw(passing_gate_inputs())
+    update = {"proposed_action": ProposedAction(kind=ActionKind.NONE), "method": AnalysisMethod.RULES}
+    return analysis.model_copy(update=update), policy, limit
+
+
+gate_inputs = st.one_of(
+    any_gate_inputs(),
+    passing_gate_inputs(),
+    one_check_failing().map(lambda named: named[1]),
+    nothing_to_do_inputs(),
+)
+"""A mix in which every outcome (automatic, approval, nothing to do) is common."""

@@ -290,3 +290,36 @@ def test_hostile_file_gives_a_short_clean_error(tmp_path: Path, text: str, key: 
     message = str(caught.value)
     assert key in message
     assert len(message) < 2000, "the error must not echo the hostile value"
+
+
+# --- Slack ------------------------------------------------------------------------------
+
+
+def test_slack_settings_and_approvers_global_with_a_repository_override(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(
+        tmp_path,
+        'critical_risk = 8\n[repository_configs."o/payments"]\napprovers = ["S0PAYLEADS"]\n'
+        'slack_channel = "#payments"\n',
+    )
+    monkeypatch.setenv("MEDIC_APPROVERS", "U0ALICE001, U0BOB00002")
+    monkeypatch.setenv("MEDIC_SLACK_BOT_TOKEN", "xoxb-1")
+    settings = load_settings(config_file=path)
+    assert settings.approvers == ("U0ALICE001", "U0BOB00002")
+    assert settings.policy_for("o/other").approvers == ("U0ALICE001", "U0BOB00002")
+    assert settings.policy_for("O/Payments").approvers == ("S0PAYLEADS",)
+    assert settings.policy_for("o/payments").slack_channel == "#payments"
+    assert settings.critical_risk == 8
+    assert settings.slack_bot_token is not None and "xoxb-1" not in repr(settings)
+    assert settings.slack_channels["critical"] == "#ci-medic-critical"
+    assert settings.dashboard_url() == "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("critical_risk", "11"), ("slack_messages_per_second", "0"), ("approvers", "[1")]
+)
+def test_bad_slack_settings_name_the_key(monkeypatch: pytest.MonkeyPatch, key: str, value: str) -> None:
+    monkeypatch.setenv(f"MEDIC_{key.upper()}", value)
+    with pytest.raises(ConfigError, match=key):
+        load_settings()

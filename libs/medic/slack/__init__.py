@@ -1,0 +1,1 @@
+"""Slack: the Web API client, pacing, mrkdwn escaping and request signing."""
