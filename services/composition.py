@@ -108,9 +108,7 @@ class Parts:
 async def open_parts(settings: Settings) -> AsyncIterator[Parts]:
     if settings.nats_url is None:
         raise RuntimeError("NATS_URL is not set")
-    bus = await Bus.connect(
-        settings.nats_url, Topology(stream=settings.stream_name, prefix=settings.subject_prefix)
-    )
+    bus = await Bus.connect(settings.nats_url, Topology.from_settings(settings))
     github = GitHubClient.from_settings(settings)
     model = None
     if settings.model_base_url and settings.model_api_key:

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nats
 from nats.aio.client import Client as NATS
@@ -38,6 +38,10 @@ from medic.events import (
     encode_event,
     subject_token,
 )
+
+if TYPE_CHECKING:
+    from medic.config import Settings
+
 from medic.telemetry import (
     CONSUMER_PENDING,
     EVENTS_PUBLISHED,
@@ -91,6 +95,14 @@ class Topology:
     stream: str = "MEDIC_EVENTS"
     prefix: str = "medic"
     duplicate_window_seconds: float = 120.0
+    replicas: int = 1
+    """Stream replicas: 3 on a NATS cluster (a node can be lost), 1 on a single server."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topology:
+        return cls(
+            stream=settings.stream_name, prefix=settings.subject_prefix, replicas=settings.stream_replicas
+        )
 
     @property
     def events_wildcard(self) -> str:
@@ -141,6 +153,7 @@ class Bus:
                 storage=js_api.StorageType.FILE,
                 retention=js_api.RetentionPolicy.LIMITS,
                 duplicate_window=t.duplicate_window_seconds,
+                num_replicas=t.replicas,
             )
         )
         await self._ensure_stream(
@@ -149,6 +162,7 @@ class Bus:
                 subjects=[f"{t.prefix}.dlq.>"],
                 storage=js_api.StorageType.FILE,
                 duplicate_window=t.duplicate_window_seconds,
+                num_replicas=t.replicas,
             )
         )
 

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     subject_prefix: str = Field(default="medic", pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
     db_schema: str = Field(default="medic", pattern=r"^[a-z_][a-z0-9_]*$")
     max_deliver: int = Field(default=5, ge=1, le=100)
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    """Copies of the event stream JetStream keeps: 3 on a NATS cluster, 1 on a single server."""
 
     # --- outside world ---
     github_api_url: str = "https://api.github.com"

@@ -163,7 +163,7 @@ class Subscription:
             for msg in msgs:
                 meta = msg.metadata
                 delivery = Delivery(meta.sequence.stream, meta.num_delivered, msg)
-                items.append((self.decode(msg.data), delivery))
+                items.append((self._decode(msg.data), delivery))
             started = perf_counter()
             await self.batch_handler(items)
             HANDLER_SECONDS.labels(self.service, "batch").observe(perf_counter() - started)
@@ -182,6 +182,15 @@ class Subscription:
 
         return done
 
+    def _decode(self, data: bytes) -> Any:
+        """Decode, turning any failure into a permanent one: the same bytes never decode later."""
+        try:
+            return self.decode(data)
+        except (EventDecodeError, PermanentError):
+            raise
+        except Exception as exc:
+            raise DecodeError(f"{type(exc).__name__}: {exc}") from exc
+
     async def _handle(self, msg: Msg) -> None:
         meta = msg.metadata
         delivery = Delivery(stream_seq=meta.sequence.stream, num_delivered=meta.num_delivered, msg=msg)
@@ -189,7 +198,7 @@ class Subscription:
         started = perf_counter()
         error: BaseException | None = None
         try:
-            item = self.decode(msg.data)
+            item = self._decode(msg.data)
             event_type = str(getattr(item, "event_type", event_type))
             with tracer().start_as_current_span(
                 f"{self.service} handle {event_type}",

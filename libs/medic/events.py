@@ -363,17 +363,48 @@ def subject_token(event_type: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", event_type).lower()
 
 
+CURRENT_VERSIONS: dict[str, int] = {
+    t.model_fields["event_type"].default: t.model_fields["schema_version"].default for t in EVENT_TYPES
+}
+"""The newest ``schema_version`` this reader knows, per event type."""
+
+
+def schema_version_of(raw: dict[str, Any]) -> int:
+    """The event's version, or :class:`EventDecodeError` saying why it is not one we can read.
+
+    JSON gives anything here (``null``, ``"2"``, ``[1]``, ``true``); each must become the
+    decode error, which dead-letters the message at once, never a ``TypeError`` that the
+    consumer would retry. A version newer than this reader knows comes from a newer writer:
+    retrying cannot help either. A missing version is version 1 (written before versions).
+    """
+    version = raw.get("schema_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise EventDecodeError(f"schema_version must be a whole number, not {version!r:.40}")
+    if version < 0:
+        raise EventDecodeError(f"schema_version must not be negative, not {version}")
+    newest = CURRENT_VERSIONS.get(str(raw.get("event_type")))
+    if newest is not None and version > newest:
+        raise EventDecodeError(
+            f"{raw.get('event_type')} schema_version {version} is newer than this reader "
+            f"(it knows up to {newest}); a newer service wrote it"
+        )
+    return version
+
+
 def upcast(raw: dict[str, Any]) -> dict[str, Any]:
     while True:
-        key = (str(raw.get("event_type")), int(raw.get("schema_version", 1)))
-        step = UPCASTERS.get(key)
+        step = UPCASTERS.get((str(raw.get("event_type")), schema_version_of(raw)))
         if step is None:
             return raw
         raw = step(raw)
 
 
 def decode_event(data: bytes | str) -> Event:
-    """Parse an event from its JSON form, lifting older versions first."""
+    """Parse an event from its JSON form, lifting older versions first.
+
+    Every way the bytes can be wrong ends in :class:`EventDecodeError`, which the consumer
+    dead-letters at once with the reason.
+    """
     import json
 
     try:
@@ -384,7 +415,9 @@ def decode_event(data: bytes | str) -> Event:
         raise EventDecodeError("an event must be a JSON object")
     try:
         return _event_adapter.validate_python(upcast(raw))
-    except ValueError as exc:
+    except EventDecodeError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
         raise EventDecodeError(str(exc)) from exc
 
 

@@ -150,9 +150,7 @@ async def _replay(settings: Settings, target: str, until: datetime | None, *, re
             await pool.close()
     if not settings.nats_url:
         raise ReplayError("NATS_URL is not set: the event stream is unknown")
-    bus = await Bus.connect(
-        settings.nats_url, Topology(stream=settings.stream_name, prefix=settings.subject_prefix)
-    )
+    bus = await Bus.connect(settings.nats_url, Topology.from_settings(settings))
     try:
         live = settings.db_schema if until is None else None  # a cut-off history cannot equal the live views
         return await replay(bus, database_url, target, until=until, live_schema=live)

@@ -105,8 +105,9 @@ async def test_every_route_the_client_calls_exists_in_the_openapi_subset(
 
 NOT_IN_SUBSET = {"GET /orgs/{org}/repos"}
 """Routes GitHub documents but the copied provider contracts do not carry yet (listing an
-organisation's repositories for polling; the App installation routes arrived in the extended subset). Other tests in the session may have called them; they are checked by the
-test below so that this list empties itself when the subset grows."""
+organisation's repositories for polling; the App installation routes arrived in the extended
+subset). Other tests in the session may have called them; they are checked by the test below so
+that this list empties itself when the subset grows."""
 
 
 def test_routes_outside_the_subset_are_still_missing_from_it(openapi: Any) -> None:
