@@ -85,11 +85,14 @@ def simulate(
 def analyze(
     logfile: Annotated[Path, typer.Argument(help="A saved GitHub Actions job log")],
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="The last green log of the same job, to compare with")
+    ] = None,
 ) -> None:
     """Analyse a saved log offline: category, risk, action, fingerprint and the explaining lines."""
     from medic.services.analyzer.offline import analyze_file
 
-    raise typer.Exit(analyze_file(logfile, as_json=json_output, console=Console()))
+    raise typer.Exit(analyze_file(logfile, as_json=json_output, console=Console(), baseline=baseline))
 
 
 @app.command()
@@ -112,4 +115,11 @@ def _mount_projector_commands() -> None:
     app.add_typer(db_app, name="db")
 
 
+def _mount_policy_commands() -> None:
+    from medic.services.safety_gate.commands import policy_app
+
+    app.add_typer(policy_app, name="policy")
+
+
 _mount_projector_commands()
+_mount_policy_commands()

@@ -78,10 +78,21 @@ class ActionKind(StrEnum):
     NONE = "none"
 
 
+class FileEdit(Frozen):
+    """One exact replacement in one file of the failing commit (for ``open_fix_pr``)."""
+
+    path: str = Field(min_length=1, max_length=1024)
+    old_text: str = Field(min_length=1)
+    """Must occur exactly once in the file at the failing commit, or the fix is refused."""
+    new_text: str
+
+
 class ProposedAction(Frozen):
     kind: ActionKind
     cache_key: str | None = None
     """For ``clear_cache``: the cache key prefix to delete."""
+    edits: tuple[FileEdit, ...] = ()
+    """For ``open_fix_pr``: the typed change; the gate checks its paths, the executor its content."""
 
 
 class AnalysisMethod(StrEnum):
@@ -172,6 +183,10 @@ class AnalysisCompletedPayload(Frozen):
     retryable: bool = False
     matched_rules: tuple[str, ...] = ()
     excerpt: tuple[ExcerptLine, ...] = ()
+    branch: str = ""
+    """Carried from FailureDetected: protected and release branches can need a person."""
+    head_sha: str = ""
+    """The failing commit, which a fix pull request starts from."""
 
 
 class GateDecidedPayload(Frozen):
@@ -184,6 +199,8 @@ class GateDecidedPayload(Frozen):
     repository: str
     run_id: int
     run_attempt: int = Field(ge=1)
+    dry_run: bool = False
+    """Decided and recorded as usual, but nothing is executed (the executor only records it)."""
 
 
 class ApprovalRequestedPayload(Frozen):
@@ -233,6 +250,36 @@ class RemediationFinishedPayload(Frozen):
     detail: str = ""
     verified_run_attempt: int | None = None
     """The run attempt whose conclusion decided the outcome (the proof CI went green, or not)."""
+
+
+class PolicyChange(StrEnum):
+    """Decisions about the policy itself, not about one failure."""
+
+    KILL_SWITCH_ON = "kill_switch_on"
+    KILL_SWITCH_OFF = "kill_switch_off"
+    DRY_RUN_ON = "dry_run_on"
+    DRY_RUN_OFF = "dry_run_off"
+    BREAKER_OPENED = "breaker_opened"
+    BREAKER_RESET = "breaker_reset"
+    HOLD_STARTED = "hold_started"
+    HOLD_LIFTED = "hold_lifted"
+
+
+POLICY_FAILURE_ID = "policy"
+"""The correlation key of policy events: ``/api/audit?failure_id=policy`` lists them all."""
+
+
+class PolicyChangedPayload(Frozen):
+    change: PolicyChange
+    scope: str = "global"
+    """``global``, a repository (breaker) or an infrastructure fingerprint (hold)."""
+    reason: str = ""
+    changed_by: str
+    """A person (API, CLI) or the safety gate itself (breaker opened, hold started)."""
+    repositories: tuple[str, ...] = ()
+    """For a hold: the repositories the incident was seen in."""
+    until: datetime | None = None
+    """For a hold: when it lifts by itself."""
 
 
 # --- envelope ---------------------------------------------------------------------------
@@ -317,6 +364,12 @@ class RemediationFinished(Envelope):
     payload: RemediationFinishedPayload
 
 
+class PolicyChanged(Envelope):
+    event_type: Literal["PolicyChanged"] = "PolicyChanged"
+    schema_version: Literal[1] = 1
+    payload: PolicyChangedPayload
+
+
 Event = Annotated[
     FailureDetected
     | AnalysisCompleted
@@ -326,7 +379,8 @@ Event = Annotated[
     | ApprovalRejected
     | ApprovalExpired
     | RemediationStarted
-    | RemediationFinished,
+    | RemediationFinished
+    | PolicyChanged,
     Field(discriminator="event_type"),
 ]
 
@@ -340,6 +394,7 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     ApprovalExpired,
     RemediationStarted,
     RemediationFinished,
+    PolicyChanged,
 )
 EVENT_TYPE_NAMES: tuple[str, ...] = tuple(t.model_fields["event_type"].default for t in EVENT_TYPES)
 

@@ -16,6 +16,7 @@ from medic.services.analyzer.cache import AnalysisCache
 from medic.services.analyzer.classify import LogAnalysis, analyze_failure, is_confident
 from medic.services.analyzer.knowledge import KnowledgeBase
 from medic.services.analyzer.model_path import RefinedAnalysis, refine_with_model, rules_only
+from medic.services.analyzer.redaction import redact_excerpt
 
 ANALYSES = Counter("medic_analyses_total", "Analyses by method and category", ["method", "category"])
 CONFIDENCE_THRESHOLD = 0.7
@@ -71,7 +72,7 @@ class AnalyzerService(Service):
                 actor=self.name,
                 payload=result.to_payload(
                     repository=failure.repository, run_id=failure.run_id, run_attempt=failure.run_attempt
-                ),
+                ).model_copy(update={"branch": failure.branch, "head_sha": failure.head_sha}),
             )
         )
         if not ack.duplicate:
@@ -93,5 +94,5 @@ class AnalyzerService(Service):
 
 def _redacted(analysis: RefinedAnalysis) -> RefinedAnalysis:
     """Excerpt lines leave the process (bus, database, Slack): no secrets in them, ever."""
-    lines = tuple(line.model_copy(update={"text": redact(line.text)}) for line in analysis.excerpt)
+    lines = redact_excerpt(analysis.excerpt)
     return analysis.model_copy(update={"excerpt": lines, "summary": redact(analysis.summary)})

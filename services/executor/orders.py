@@ -27,7 +27,11 @@ class Order:
 
 def order_from(event: Event) -> Order | None:
     """The order in an event, or None for a decision that orders nothing."""
-    if isinstance(event, GateDecided) and event.payload.outcome is GateOutcome.AUTO_REMEDIATE:
+    if (
+        isinstance(event, GateDecided)
+        and event.payload.outcome is GateOutcome.AUTO_REMEDIATE
+        and not event.payload.dry_run  # dry-run: decided and recorded, never executed
+    ):
         p = event.payload
         return Order(event, p.action, Target(p.repository, p.run_id), None)
     if isinstance(event, ApprovalGranted):

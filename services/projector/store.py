@@ -65,7 +65,7 @@ async def apply_events(conn: Conn, items: Sequence[tuple[Event, int]], *, consum
         if not projections:
             return 0
         await _append_audit(conn, projections)
-        await _upsert_failures(conn, [p.failure for p in projections])
+        await _upsert_failures(conn, [p.failure for p in projections if p.failure is not None])
     return len(projections)
 
 

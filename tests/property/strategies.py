@@ -164,6 +164,93 @@ def any_gate_inputs(
     return analysis, policy, draw(max_auto_attempts)
 
 
+# --- safety policy (budgets, breaker, holds, switches, branches) -----------------------
+
+from medic.config import GuardPolicy, Settings  # noqa: E402
+from medic.services.safety_gate.guards import Breaker, Incident, Switches  # noqa: E402
+from medic.services.safety_gate.policy import PolicyState  # noqa: E402
+
+POLICY_NOW = datetime(2026, 11, 29, 15, 30)
+"""A fixed moment: the policy's time-dependent parts (holds, hours) are drawn around it."""
+
+budgets = st.integers(min_value=0, max_value=12)
+branch_names = st.sampled_from(["main", "release/1.2", "feature/x", "dev", "release", ""])
+branch_globs = st.lists(st.sampled_from(["main", "release/*", "hotfix/**", "dev"]), max_size=3).map(tuple)
+
+
+@st.composite
+def guard_policies(draw: st.DrawFn, *, repository: str, kill: st.SearchStrategy[bool] = flags) -> GuardPolicy:
+    return GuardPolicy(
+        repository=repository,
+        organisation=repository.split("/")[0],
+        repository_hourly_budget=draw(budgets),
+        organisation_hourly_budget=draw(budgets),
+        breaker_threshold=draw(st.integers(1, 5)),
+        kill_switch=draw(kill),
+        dry_run=draw(flags),
+        incident_hold=draw(flags),
+        incident_repositories=draw(st.integers(2, 5)),
+        incident_window_minutes=10.0,
+        incident_hold_minutes=30.0,
+        protected_branches=draw(branch_globs),
+        fix_allowed_paths=("**",),
+        fix_denied_paths=(),
+        allow_workflow_edits=draw(flags),
+    )
+
+
+@st.composite
+def policy_states(draw: st.DrawFn, *, repository: str) -> PolicyState:
+    """Any state the policy's store could hold when a failure of ``repository`` is decided."""
+    from datetime import UTC, timedelta
+
+    now = POLICY_NOW.replace(tzinfo=UTC)
+    held = draw(flags)
+    incident = Incident(
+        fingerprint="f",
+        held_until=now + timedelta(minutes=5) if held else None,
+        held_repositories=("a/b", "c/d", "e/f") if held else (),
+    )
+    return PolicyState(
+        guard=draw(guard_policies(repository=repository)),
+        failure_id="failure-under-test",
+        now=now,
+        switches=Switches(kill_switch=draw(flags), dry_run=draw(flags)),
+        breaker=Breaker(repository=repository, open=draw(flags)),
+        incident=incident,
+    )
+
+
+@st.composite
+def stateful_gate_inputs(
+    draw: st.DrawFn,
+) -> tuple[AnalysisCompletedPayload, RepositoryPolicy, int, PolicyState]:
+    analysis = draw(analyses())
+    analysis = analysis.model_copy(update={"branch": draw(branch_names)})
+    policy = draw(repository_policies(repository=analysis.repository))
+    return analysis, policy, draw(max_auto_attempts), draw(policy_states(repository=analysis.repository))
+
+
+overridable = st.one_of(st.none(), st.integers(min_value=0, max_value=1000))
+
+
+@st.composite
+def layered_settings(draw: st.DrawFn) -> tuple[Settings, str, int | None, int | None]:
+    """Settings with a global budget, maybe an organisation's and maybe a repository's."""
+    repository = draw(repositories)
+    owner = repository.split("/")[0]
+    org_value, repo_value = draw(overridable), draw(overridable)
+    settings = Settings(
+        repository_hourly_budget=draw(st.integers(0, 1000)),
+        organisation_configs={owner: {"repository_hourly_budget": org_value}},
+        repository_configs={repository: {"repository_hourly_budget": repo_value}},
+    )
+    return settings, repository, org_value, repo_value
+
+
+replica_schedules = st.lists(st.sampled_from([0, 1]), min_size=1, max_size=80)
+"""Which of two gate replicas takes its next step (read, or compare-and-set) at each turn."""
+
 # The gate's checks, each as the edge where it still passes and the first value where it
 # fails. A check the gate gains (policy, budgets, ...) adds one entry to GATE_CHECKS and
 # every property below exercises it: passing at its edge, and failing alone.
