@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from medic.config import ConfigError, Settings, load_settings
+from medic.config import ConfigError, Settings, load_settings, resolve_config_path
 from medic.services import composition
 
 app = typer.Typer(help="ci-medic: watches GitHub Actions, explains failures, fixes the safe ones.")
@@ -39,7 +39,7 @@ def run(
     from medic.services.launchers import run_everything
 
     settings = _settings(config, http_port=port, data_dir=data_dir)
-    asyncio.run(run_everything(settings, console))
+    asyncio.run(run_everything(settings, console, resolve_config_path(config)))
 
 
 @app.command()
@@ -58,7 +58,7 @@ def service(
     if settings.nats_url is None:
         console.print("[red]NATS_URL is not set[/red]: a single service joins an existing bus")
         raise typer.Exit(2)
-    asyncio.run(run_one(name, settings, console))
+    asyncio.run(run_one(name, settings, console, resolve_config_path(config)))
 
 
 @app.command()
@@ -121,5 +121,12 @@ def _mount_policy_commands() -> None:
     app.add_typer(policy_app, name="policy")
 
 
+def _mount_config_commands() -> None:
+    from medic.services.config_commands import config_app
+
+    app.add_typer(config_app, name="config")
+
+
 _mount_projector_commands()
 _mount_policy_commands()
+_mount_config_commands()

@@ -20,7 +20,7 @@ from medic.contracts import ServiceRole
 from medic.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from medic.github.client import GitHubClient
 from medic.llm.client import ModelClient
-from medic.runtime import Service, ServiceHost, event_type_name
+from medic.runtime import HOST_PRODUCES, Service, ServiceHost, event_type_name
 
 SANDBOX_GITHUB_PREFIX = "/sandbox/github"
 SANDBOX_MODEL_PREFIX = "/sandbox/openai"
@@ -233,10 +233,16 @@ def service_classes() -> dict[str, type[Service]]:
 
 def service_roles() -> dict[str, ServiceRole]:
     """What each service consumes and produces, by event type name, as the AsyncAPI document shows it."""
-    return {
+    roles = {
         name: ServiceRole(
             consumes=tuple(event_type_name(t) for t in cls.consumes or ()),
             produces=tuple(event_type_name(t) for t in cls.produces),
         )
         for name, cls in service_classes().items()
     }
+    roles[HOST_ROLE] = ServiceRole(consumes=(), produces=tuple(event_type_name(t) for t in HOST_PRODUCES))
+    return roles
+
+
+HOST_ROLE = "host"
+"""The role of what every service host publishes itself (:data:`medic.runtime.HOST_PRODUCES`)."""

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 from rich.console import Console
 
 from medic.config import Settings
+from medic.reload import watching
 from medic.services import composition
 from medic.telemetry import configure
 
 
-async def run_everything(settings: Settings, console: Console) -> None:
+async def run_everything(settings: Settings, console: Console, config_path: Path | None = None) -> None:
     configure("ci-medic")
     data_dir = settings.data_dir
     infra = composition.start_infrastructure(settings, data_dir)
@@ -38,18 +40,20 @@ async def run_everything(settings: Settings, console: Console) -> None:
         async with composition.open_parts(settings) as parts:
             host = composition.build_host(settings, parts, composition.SERVICE_NAMES, mounts)
             _print_banner(console, settings, infra, base, secret, sandboxed=bool(mounts))
-            await host.serve(host=settings.http_host, port=settings.http_port)
+            async with watching(settings, config_path, [host, *host.services], parts.bus.publish):
+                await host.serve(host=settings.http_host, port=settings.http_port)
     finally:
         infra.stop()
         console.print("ci-medic stopped; data kept in", str(data_dir.resolve()))
 
 
-async def run_one(name: str, settings: Settings, console: Console) -> None:
+async def run_one(name: str, settings: Settings, console: Console, config_path: Path | None = None) -> None:
     configure(f"ci-medic-{name}")
     async with composition.open_parts(settings) as parts:
         host = composition.build_host(settings, parts, (name,), {})
         console.print(f"{name} listening on http://{settings.http_host}:{settings.http_port}")
-        await host.serve(host=settings.http_host, port=settings.http_port)
+        async with watching(settings, config_path, [host, *host.services], parts.bus.publish):
+            await host.serve(host=settings.http_host, port=settings.http_port)
 
 
 def _print_banner(

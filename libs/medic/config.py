@@ -384,6 +384,14 @@ def _aliased_keys(settings_cls: type[BaseSettings]) -> dict[str, str]:
     return keys
 
 
+def resolve_config_path(config_file: Path | None = None, environ_config: str | None = None) -> Path | None:
+    """The file :func:`load_settings` reads: ``--config``, else ``MEDIC_CONFIG``, else ``./medic.toml``."""
+    path = config_file or (Path(environ_config) if environ_config else None)
+    if path is None and Path("medic.toml").is_file():
+        path = Path("medic.toml")
+    return path
+
+
 def load_settings(
     config_file: Path | None = None, environ_config: str | None = None, **overrides: Any
 ) -> Settings:

@@ -252,6 +252,31 @@ class RemediationFinishedPayload(Frozen):
     """The run attempt whose conclusion decided the outcome (the proof CI went green, or not)."""
 
 
+CONFIG_FAILURE_ID = "config"
+"""The correlation key of configuration events: ``/api/audit?failure_id=config`` lists them all."""
+
+
+class ConfigKeyChange(Frozen):
+    """One key of an applied configuration change; a secret's values are masked, never sent."""
+
+    key: str
+    old: Any = None
+    new: Any = None
+    secret: bool = False
+
+
+class ConfigReloadedPayload(Frozen):
+    source: str
+    """The file that was read (a ConfigMap mount in Kubernetes)."""
+    trigger: Literal["watch", "sighup"]
+    host: str
+    """Which process applied it (each replica reloads; the derived event id keeps one fact)."""
+    changes: tuple[ConfigKeyChange, ...] = ()
+    """Keys applied to new decisions without a restart."""
+    restart_needed: tuple[str, ...] = ()
+    """Keys that changed in the file but only take effect at the next start (bus, ports, ...)."""
+
+
 class PolicyChange(StrEnum):
     """Decisions about the policy itself, not about one failure."""
 
@@ -364,6 +389,12 @@ class RemediationFinished(Envelope):
     payload: RemediationFinishedPayload
 
 
+class ConfigReloaded(Envelope):
+    event_type: Literal["ConfigReloaded"] = "ConfigReloaded"
+    schema_version: Literal[1] = 1
+    payload: ConfigReloadedPayload
+
+
 class PolicyChanged(Envelope):
     event_type: Literal["PolicyChanged"] = "PolicyChanged"
     schema_version: Literal[1] = 1
@@ -380,6 +411,7 @@ Event = Annotated[
     | ApprovalExpired
     | RemediationStarted
     | RemediationFinished
+    | ConfigReloaded
     | PolicyChanged,
     Field(discriminator="event_type"),
 ]
@@ -394,6 +426,7 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     ApprovalExpired,
     RemediationStarted,
     RemediationFinished,
+    ConfigReloaded,
     PolicyChanged,
 )
 EVENT_TYPE_NAMES: tuple[str, ...] = tuple(t.model_fields["event_type"].default for t in EVENT_TYPES)

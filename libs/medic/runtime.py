@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from medic.bus import Bus, Delivery, Subscription
 from medic.config import Settings
-from medic.events import EVENT_TYPES, Envelope, Event
+from medic.events import EVENT_TYPES, ConfigReloaded, Envelope, Event
 from medic.telemetry import logger
 
 log = logger(__name__)
@@ -30,6 +30,9 @@ log = logger(__name__)
 
 EVERY_EVENT: tuple[type[Envelope], ...] = EVENT_TYPES
 """``consumes = EVERY_EVENT``: a reader of the whole log (projector, notifier)."""
+
+HOST_PRODUCES: tuple[type[Envelope], ...] = (ConfigReloaded,)
+"""Published by every service host itself, whatever services it runs (a configuration reload)."""
 
 
 class Service:

@@ -20,6 +20,7 @@ from medic.events import (
     ApprovalGranted,
     ApprovalRejected,
     ApprovalRequested,
+    ConfigReloaded,
     Event,
     FailureDetected,
     GateDecided,
@@ -276,6 +277,10 @@ def _finished(e: RemediationFinished) -> Mapped:
     return p.outcome.value, p.repository, _change(e, state, "settled_at", fields=fields, identity=identity)
 
 
+def _config(e: ConfigReloaded) -> Mapped:
+    return ("applied" if e.payload.changes else "restart_needed"), None, None
+
+
 def _policy(e: PolicyChanged) -> Mapped:
     p = e.payload
     repository = p.scope if "/" in p.scope else None
@@ -302,5 +307,6 @@ _MAPPERS: dict[str, Callable[[Any], Mapped]] = {
     "ApprovalExpired": _expired,
     "RemediationStarted": _started,
     "RemediationFinished": _finished,
+    "ConfigReloaded": _config,
     "PolicyChanged": _policy,
 }

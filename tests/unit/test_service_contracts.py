@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from medic.events import EVENT_TYPE_NAMES
+from medic.reload import RELOAD_ACTOR
 from medic.runtime import EVERY_EVENT, event_type_name
-from medic.services.composition import SERVICE_NAMES, service_classes, service_roles
+from medic.services.composition import HOST_ROLE, SERVICE_NAMES, service_classes, service_roles
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,6 +76,7 @@ def undeclared_publications(events: Iterable[tuple[str, str]]) -> list[tuple[str
     """``(actor, event_type)`` pairs that no declaration allows. A person's decision (an actor that
     is not a service) is published by the approval service, so it must be one of approval's."""
     roles = service_roles()
+    roles[RELOAD_ACTOR] = roles[HOST_ROLE]
     wrong = []
     for actor, event_type in events:
         role = roles.get(actor, roles["approval"])
