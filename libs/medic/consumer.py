@@ -16,6 +16,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import nats
+import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js import api as js_api
@@ -200,10 +201,14 @@ class Subscription:
         try:
             item = self._decode(msg.data)
             event_type = str(getattr(item, "event_type", event_type))
-            with tracer().start_as_current_span(
-                f"{self.service} handle {event_type}",
-                context=extract_context(msg.headers),
-                attributes={"medic.failure_id": str(getattr(item, "failure_id", ""))},
+            failure_id = str(getattr(item, "failure_id", ""))
+            with (
+                tracer().start_as_current_span(
+                    f"{self.service} handle {event_type}",
+                    context=extract_context(msg.headers),
+                    attributes={"medic.failure_id": failure_id, "medic.service": self.service},
+                ),
+                structlog.contextvars.bound_contextvars(**({"failure_id": failure_id} if failure_id else {})),
             ):
                 await self.handler(item, delivery)
         except Exception as exc:

@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from medic.bus import Bus, Delivery, Subscription
 from medic.config import Settings
 from medic.events import EVENT_TYPES, ConfigReloaded, Envelope, Event
-from medic.telemetry import logger
+from medic.telemetry import instrument_app, logger
 
 log = logger(__name__)
 
@@ -95,6 +95,7 @@ class ServiceHost:
 
     def app(self) -> FastAPI:
         app = FastAPI(title="ci-medic", version="0.1.0")
+        instrument_app(app)
         for service in self.services:
             router = service.router()
             if router is not None:
