@@ -25,6 +25,7 @@ from nats.js.kv import KeyValue
 from medic.consumer import (  # re-exported: services import these from the bus
     BatchHandler,
     DecodeError,
+    Deferred,
     Delivery,
     Handler,
     PermanentError,
@@ -56,6 +57,7 @@ __all__ = [
     "Bucket",
     "Bus",
     "DecodeError",
+    "Deferred",
     "Delivery",
     "Handler",
     "PermanentError",

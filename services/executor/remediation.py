@@ -64,6 +64,22 @@ class Remediation:
                 return
         await self._verify(order, intent, heartbeat)
 
+    async def give_up(self, order: Order, detail: str) -> None:
+        """An explicit end with its reason, never a failure left in ``remediating``."""
+        found = await self.intents.get(order.failure_id)
+        intent = found.record if found else None
+        if intent is None:
+            intent = RemediationIntent(
+                failure_id=order.failure_id,
+                repository=order.target.repository,
+                run_id=order.target.run_id,
+                action=order.action,
+                baseline_attempt=0,
+                approved_by=order.approved_by,
+            )
+        if intent.state is not IntentState.FINISHED:
+            await self._finish(order, intent, RemediationOutcome.FAILED, detail, None)
+
     async def _act(self, order: Order, intent: RemediationIntent | None) -> RemediationIntent:
         run = await self.github.get_run(order.target.repository, order.target.run_id)
         if intent is None:

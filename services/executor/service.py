@@ -3,10 +3,11 @@ RemediationFinished out. The order is read by :mod:`.orders` and carried out by 
 
 from __future__ import annotations
 
-from medic.bus import Bus, Delivery
+from medic.bus import Bus, Deferred, Delivery
 from medic.config import Settings
 from medic.events import ApprovalGranted, Event, GateDecided, RemediationFinished, RemediationStarted
 from medic.github.client import GitHubClient
+from medic.github.errors import RateLimitExhausted
 from medic.runtime import Service
 from medic.services.executor.orders import order_from
 from medic.services.executor.remediation import Remediation
@@ -48,5 +49,13 @@ class ExecutorService(Service):
 
     async def handle(self, event: Event, delivery: Delivery) -> None:
         order = order_from(event)
-        if order is not None:
+        if order is None:
+            return
+        try:
             await self.remediation.carry_out(order, heartbeat=delivery.in_progress)
+        except RateLimitExhausted as exc:
+            if delivery.num_delivered < self.settings.max_deliver:
+                raise Deferred(f"GitHub rate limit: {exc}", delay_seconds=exc.seconds_until_reset()) from exc
+            await self.remediation.give_up(
+                order, f"GitHub's rate limit stayed spent through every retry: {exc}"
+            )

@@ -12,10 +12,11 @@ from datetime import timedelta
 from fastapi import APIRouter
 from prometheus_client import Counter
 
-from medic.bus import Bucket, Bus, Delivery, Subscription
+from medic.bus import Bucket, Bus, Deferred, Delivery, Subscription
 from medic.config import Settings
 from medic.events import FailureDetected
 from medic.github.client import GitHubClient
+from medic.github.errors import RateLimitExhausted
 from medic.logstore import LogStore
 from medic.runtime import Service
 from medic.services.monitor.allowlist import RepositoryAllowlist
@@ -28,6 +29,9 @@ from medic.telemetry import logger
 
 log = logger(__name__)
 DETECTIONS = Counter("medic_failures_detected_total", "FailureDetected events published", ["source"])
+WAITING_FOR_GITHUB = Counter(
+    "medic_failures_deferred_total", "Failures whose logs wait for GitHub's rate limit to reset"
+)
 
 
 class MonitorService(Service):
@@ -110,9 +114,18 @@ class MonitorService(Service):
         if await self._detections.reported(run.failure_id):
             return
         run = await complete_partial(self.github, run)
-        jobs = await failed_jobs(
-            self.github, run, log_tail_bytes=self.settings.log_tail_bytes, logs=self._logs
-        )
+        last_chance = delivery.num_delivered >= self.settings.max_deliver
+        try:
+            jobs = await failed_jobs(
+                self.github,
+                run,
+                log_tail_bytes=self.settings.log_tail_bytes,
+                logs=self._logs,
+                wait_for_rate_limit=not last_chance,
+            )
+        except RateLimitExhausted as exc:  # logs first, then the analysis: wait for the reset
+            WAITING_FOR_GITHUB.inc()
+            raise Deferred(f"logs rate limited: {exc}", delay_seconds=exc.seconds_until_reset()) from exc
         await delivery.in_progress()
         history = await run_history(self.github, run)
         event = failure_detected(run, jobs, history=history)
