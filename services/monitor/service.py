@@ -1,48 +1,44 @@
-"""Monitor wiring: the GitHub webhook endpoint and the poller feed one intake stream; FailureDetected out."""
+"""Monitor wiring: GitHub webhooks and the poller feed one intake stream; FailureDetected out.
+
+Reads: the intake work stream (runs recorded by :mod:`.http` and :mod:`.polling`).
+Produces: FailureDetected, once per run attempt, built by :mod:`.detection`.
+"""
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
 from datetime import timedelta
-from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter
 from prometheus_client import Counter
 
-from medic.boundary import json_too_deep
-from medic.bus import Bus, Deferred, Delivery, Subscription
+from medic.bus import Bucket, Bus, Deferred, Delivery, Subscription
 from medic.config import Settings
+from medic.events import FailureDetected
 from medic.github.client import GitHubClient
 from medic.github.errors import RateLimitExhausted
 from medic.logstore import LogStore
 from medic.runtime import Service
-from medic.services.monitor import signature
 from medic.services.monitor.allowlist import RepositoryAllowlist
-from medic.services.monitor.cursors import DETECTION_MEMORY_SECONDS, Detections, PollState, open_bucket
-from medic.services.monitor.details import complete_partial, failed_jobs, failure_detected, run_history
+from medic.services.monitor.detection import complete_partial, failed_jobs, failure_detected, run_history
+from medic.services.monitor.http import webhook_router
 from medic.services.monitor.intake import RunToInspect, decode_run
-from medic.services.monitor.polling import Poller, valid_repository
-from medic.services.monitor.senders import SENDER_MEMORY_SECONDS, WebhookSenders
-from medic.services.monitor.webhooks import Ignored, WebhookRejected, interpret
+from medic.services.monitor.polling import Poller
+from medic.services.monitor.senders import WebhookSenders
+from medic.services.monitor.store import Detections, PollState
 from medic.telemetry import logger
 
 log = logger(__name__)
-
-WEBHOOKS = Counter("medic_webhooks_total", "GitHub webhook deliveries by outcome", ["event", "outcome"])
 DETECTIONS = Counter("medic_failures_detected_total", "FailureDetected events published", ["source"])
 WAITING_FOR_GITHUB = Counter(
     "medic_failures_deferred_total", "Failures whose logs wait for GitHub's rate limit to reset"
 )
-MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
-_REPOSITORY = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
 
 
 class MonitorService(Service):
     name = "monitor"
     consumes = None  # reads its own intake stream, not the event log
+    produces = (FailureDetected,)
 
     def __init__(self, *, settings: Settings, bus: Bus, github: GitHubClient) -> None:
         self.settings = settings
@@ -50,22 +46,18 @@ class MonitorService(Service):
         self.github = github
         self.intake_stream = f"{bus.topology.stream}_INTAKE"
         self.intake_subject = f"{bus.topology.prefix}.intake.github"
-        self.cursor_bucket = f"{bus.topology.stream}_monitor_cursors"
-        self.detected_bucket = f"{bus.topology.stream}_monitor_detected"
-        self.senders_bucket = f"{bus.topology.stream}_monitor_senders"
-        self.senders: WebhookSenders | None = None
         self.allowlist = RepositoryAllowlist(settings.allowed_repositories)
         self.replica = f"monitor-{uuid.uuid4().hex[:12]}"
         self.poller: Poller | None = None
+        self.senders: WebhookSenders | None = None
         self._detections: Detections | None = None
         self._intake: Subscription | None = None
         self._logs: LogStore | None = None
 
     async def start(self) -> None:
         await self.bus.ensure_work_stream(self.intake_stream, [self.intake_subject])
-        self._detections = Detections(
-            await open_bucket(self.bus.js, self.detected_bucket, ttl=DETECTION_MEMORY_SECONDS)
-        )
+        self._detections = await Detections.open(self.bus.js, self.bus.topology)
+        self._logs = await LogStore.open(self.bus.js, self.bus.topology.bucket(Bucket.LOGS))
         self._intake = self.bus.subscribe_work(
             "monitor-intake",
             self._inspect,
@@ -76,20 +68,18 @@ class MonitorService(Service):
             concurrency=8,
             ack_wait_seconds=60,
         )
-        self._logs = await LogStore.open(self.bus.js, f"{self.bus.topology.stream}_LOGS")
         await self._intake.start()
         await self._start_polling()
 
     async def _start_polling(self) -> None:
         settings = self.settings
         if settings.catch_up_polling:
-            bucket = await open_bucket(self.bus.js, self.senders_bucket, ttl=SENDER_MEMORY_SECONDS)
-            self.senders = WebhookSenders(bucket)
+            self.senders = await WebhookSenders.open(self.bus.js, self.bus.topology)
         if not (settings.poll_repositories or settings.poll_organisations or self.senders):
             return
         self.poller = Poller(
             github=self.github,
-            state=PollState(await open_bucket(self.bus.js, self.cursor_bucket)),
+            state=await PollState.open(self.bus.js, self.bus.topology),
             record=self.record,
             repositories=settings.poll_repositories,
             organisations=settings.poll_organisations,
@@ -110,12 +100,26 @@ class MonitorService(Service):
     def ready(self) -> bool:
         return self._intake is not None and self._intake.running
 
+    def router(self) -> APIRouter:
+        return webhook_router(
+            settings=self.settings, allowlist=self.allowlist, record=self.record, sent=self._remember_sender
+        )
+
+    async def _remember_sender(self, repository: str) -> None:
+        """A verified delivery names a repository the catch-up poll watches from now on (best effort)."""
+        if self.senders is None or not self.allowlist.allows(repository):
+            return
+        try:
+            await self.senders.remember(repository)
+        except Exception as exc:  # the delivery itself must go on
+            log.warning("webhook_sender_not_remembered", repository=repository, error=str(exc))
+
     async def record(self, run: RunToInspect) -> bool:
         """Put a run on the intake stream; False when it was already recorded (a duplicate)."""
         ack = await self.bus.js.publish(
             self.intake_subject,
             run.model_dump_json().encode(),
-            headers={"Nats-Msg-Id": run.dedup_key},
+            headers={"Nats-Msg-Id": run.failure_id},
             stream=self.intake_stream,
         )
         return not ack.duplicate
@@ -123,7 +127,7 @@ class MonitorService(Service):
     async def _inspect(self, run: RunToInspect, delivery: Delivery) -> None:
         """Report the attempt once, however many times and ways (webhooks, polls) it was recorded."""
         assert self._detections is not None, "start() opens the detections bucket"
-        if await self._detections.reported(run.dedup_key):
+        if await self._detections.reported(run.failure_id):
             return
         run = await complete_partial(self.github, run)
         last_chance = delivery.num_delivered >= self.settings.max_deliver
@@ -142,82 +146,7 @@ class MonitorService(Service):
         history = await run_history(self.github, run)
         event = failure_detected(run, jobs, history=history)
         ack = await self.bus.publish(event)
-        await self._detections.remember(run.dedup_key, event.event_id)
+        await self._detections.remember(run.failure_id, event.event_id)
         if not ack.duplicate:
             DETECTIONS.labels(run.source).inc()
             log.info("failure_detected", failure_id=event.failure_id, repository=run.repository)
-
-    async def _remember_sender(self, payload: object) -> None:
-        """A verified delivery names a repository the catch-up poll should watch from now on."""
-        if self.senders is None or not isinstance(payload, dict):
-            return
-        repository = payload.get("repository")
-        name = repository.get("full_name") if isinstance(repository, dict) else None
-        if not (isinstance(name, str) and _REPOSITORY.fullmatch(name) and valid_repository(name)):
-            return
-        if not self.allowlist.allows(name):
-            return
-        try:
-            await self.senders.remember(name)
-        except Exception as exc:  # remembering is best effort; the delivery itself must go on
-            log.warning("webhook_sender_not_remembered", repository=name, error=str(exc))
-
-    def router(self) -> APIRouter:
-        router = APIRouter(tags=["monitor"])
-
-        @router.post("/webhooks/github", status_code=202)
-        async def github_webhook(
-            request: Request,
-            x_github_event: Annotated[str | None, Header()] = None,
-            x_hub_signature_256: Annotated[str | None, Header()] = None,
-            x_github_delivery: Annotated[str | None, Header()] = None,
-        ) -> JSONResponse:
-            body = await _read_capped(request)
-            event_name = x_github_event or ""
-            if not signature.verify(body, x_hub_signature_256, self.settings.webhook_secrets()):
-                WEBHOOKS.labels(event_name or "unknown", "bad_signature").inc()
-                raise HTTPException(401, "missing or invalid X-Hub-Signature-256")
-            if not event_name:
-                raise HTTPException(400, "missing X-GitHub-Event header")
-            if json_too_deep(body):
-                WEBHOOKS.labels(event_name, "malformed").inc()
-                raise HTTPException(400, "body nests deeper than any GitHub payload")
-            try:
-                payload = json.loads(body)
-            except (ValueError, RecursionError) as exc:
-                WEBHOOKS.labels(event_name, "malformed").inc()
-                raise HTTPException(400, f"body is not JSON: {exc}") from None
-            await self._remember_sender(payload)
-            try:
-                outcome = interpret(event_name, payload, x_github_delivery)
-            except WebhookRejected as exc:
-                WEBHOOKS.labels(event_name, "malformed").inc()
-                raise HTTPException(400, str(exc)) from None
-            if isinstance(outcome, Ignored):
-                WEBHOOKS.labels(event_name, "ignored").inc()
-                return JSONResponse({"status": "ignored", "reason": outcome.reason}, status_code=200)
-            if not self.allowlist.allows(outcome.repository):
-                WEBHOOKS.labels(event_name, "not_allowed").inc()
-                reason = "repository not in allowed_repositories"
-                return JSONResponse({"status": "ignored", "reason": reason}, status_code=200)
-            fresh = await self.record(outcome)
-            WEBHOOKS.labels(event_name, "recorded" if fresh else "duplicate").inc()
-            return JSONResponse(
-                {"status": "recorded" if fresh else "duplicate", "run": outcome.dedup_key}, status_code=202
-            )
-
-        return router
-
-
-async def _read_capped(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
-        raise HTTPException(413, f"webhook body over {MAX_WEBHOOK_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_WEBHOOK_BYTES:
-            raise HTTPException(413, f"webhook body over {MAX_WEBHOOK_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -22,11 +22,10 @@ from nats.js import api as js_api
 
 from medic.bus import Bus
 from medic.db import connect_pool
-
-from .instruments import PROJECTION_BATCH
-from .migrations import migrate
-from .store import Received, apply_or_record
-from .unapplied import Unreadable, decode_or_unreadable
+from medic.services.projector.instruments import PROJECTION_BATCH
+from medic.services.projector.migrations import migrate
+from medic.services.projector.store import Received, apply_or_record
+from medic.services.projector.unapplied import Unreadable, decode_or_unreadable
 
 DIGEST_QUERIES: dict[str, str] = {
     "audit_log": "SELECT (event_id, occurred_at, actor, action, outcome, failure_id, repository,"

@@ -17,11 +17,16 @@ from typing import Any
 
 from medic.db import Conn
 from medic.events import Event
+from medic.services.projector.chain import row_hash
+from medic.services.projector.projection import AuditEntry, FailureChange, project
+from medic.services.projector.unapplied import (
+    PERMANENT_ERRORS,
+    Unapplied,
+    Unreadable,
+    of_event,
+    of_unreadable,
+)
 from medic.telemetry import logger
-
-from .chain import row_hash
-from .projection import AuditEntry, FailureChange, project
-from .unapplied import PERMANENT_ERRORS, Unapplied, Unreadable, of_event, of_unreadable
 
 log = logger(__name__)
 

@@ -22,8 +22,7 @@ import asyncpg
 from medic.boundary import bounded_text
 from medic.events import Event, EventDecodeError, decode_event
 from medic.redact import redact
-
-from .projection import AuditEntry
+from medic.services.projector.projection import AuditEntry
 
 UNAPPLIED_ACTION = "EventUnapplied"
 UNREADABLE_TYPE = "Unreadable"
