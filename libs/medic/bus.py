@@ -24,6 +24,7 @@ from nats.js.kv import KeyValue
 from medic.consumer import (  # re-exported: services import these from the bus
     BatchHandler,
     DecodeError,
+    Deferred,
     Delivery,
     Handler,
     PermanentError,
@@ -54,6 +55,7 @@ __all__ = [
     "BatchHandler",
     "Bus",
     "DecodeError",
+    "Deferred",
     "Delivery",
     "Handler",
     "PermanentError",

@@ -42,6 +42,18 @@ class PermanentError(Exception):
     """A handler error that retrying cannot fix: the event goes straight to the dead letters."""
 
 
+class Deferred(Exception):
+    """Not now, and not a failure: try again after ``delay_seconds`` (e.g. when GitHub's rate
+    limit resets). The redelivery waits that long instead of backing off, so a deferral spends
+    one delivery per wait, not a handful of quick retries that would exhaust ``max_deliver``."""
+
+    MAX_DELAY_SECONDS = 3600.0
+
+    def __init__(self, reason: str, *, delay_seconds: float) -> None:
+        super().__init__(reason)
+        self.delay_seconds = min(max(delay_seconds, 0.1), self.MAX_DELAY_SECONDS)
+
+
 class DecodeError(PermanentError):
     """The message bytes are not what the consumer reads: dead-lettered at once, never retried."""
 
@@ -241,6 +253,10 @@ class Subscription:
                 attempt=delivery.num_delivered,
                 error=repr(error),
             )
+            if isinstance(error, Deferred):
+                await msg.nak(delay=error.delay_seconds)
+                EVENTS_HANDLED.labels(self.service, event_type, "deferred").inc()
+                return
             await msg.nak(delay=backoff_seconds(delivery.num_delivered))
             EVENTS_HANDLED.labels(self.service, event_type, "retry").inc()
         except Exception as exc:  # the server redelivers after ack_wait; nothing is lost

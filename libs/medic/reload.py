@@ -49,6 +49,20 @@ RELOADABLE_KEYS: tuple[str, ...] = (
     "max_auto_attempts",
     "verify_timeout_seconds",
     "api_token",
+    "kill_switch",
+    "dry_run",
+    "repository_hourly_budget",
+    "organisation_hourly_budget",
+    "breaker_threshold",
+    "incident_hold",
+    "incident_repositories",
+    "incident_window_minutes",
+    "incident_hold_minutes",
+    "protected_branches",
+    "fix_allowed_paths",
+    "fix_denied_paths",
+    "allow_workflow_edits",
+    "organisation_configs",
 )
 """Settings every service reads per decision or per request, so a new value is safe to swap in."""
 

@@ -64,7 +64,8 @@ class AnalyzerService(Service):
             knowledge_base=self.knowledge_for(failure.repository),
             history=failure.history,
         )
-        result = _redacted(await self._refine(rules))
+        has_log = any(job.log_excerpt.strip() for job in jobs)
+        result = _redacted(await self._refine(rules, cacheable=has_log))
         ack = await self.bus.publish(
             AnalysisCompleted.answering(
                 event,
@@ -77,16 +78,20 @@ class AnalyzerService(Service):
         if not ack.duplicate:
             ANALYSES.labels(result.method.value, result.category.value).inc()
 
-    async def _refine(self, rules: LogAnalysis) -> RefinedAnalysis:
-        """Rules when they are sure; else a cached answer for the fingerprint; else the model."""
+    async def _refine(self, rules: LogAnalysis, *, cacheable: bool = True) -> RefinedAnalysis:
+        """Rules when they are sure; else a cached answer for the fingerprint; else the model.
+
+        Without any log text the cache is neither read nor written: a verdict reached without
+        the log must never be served to another failure that happens to share its fingerprint.
+        """
         if is_confident(rules, threshold=CONFIDENCE_THRESHOLD):
             return rules_only(rules)
         assert self._cache is not None
-        cached = await self._cache.get(rules.fingerprint)
+        cached = await self._cache.get(rules.fingerprint) if cacheable else None
         if cached is not None:
             return cached
         refined = await refine_with_model(rules, client=self.model, confidence_threshold=CONFIDENCE_THRESHOLD)
-        if refined.method is AnalysisMethod.MODEL:
+        if refined.method is AnalysisMethod.MODEL and cacheable:
             await self._cache.put(refined)
         return refined
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from prometheus_client import Counter
 
-from medic.bus import Bus, Delivery
+from medic.bus import Bus, Deferred, Delivery
 from medic.config import Settings
 from medic.events import (
     ApprovalGranted,
@@ -105,6 +105,27 @@ class ExecutorService(Service):
         order = order_from(event)
         if order is None:
             return
+        try:
+            await self._carry_out(order, delivery)
+        except RateLimitExhausted as exc:
+            if delivery.num_delivered < self.settings.max_deliver:
+                raise Deferred(f"GitHub rate limit: {exc}", delay_seconds=exc.seconds_until_reset()) from exc
+            await self._give_up(order, f"GitHub's rate limit stayed spent through every retry: {exc}")
+
+    async def _give_up(self, order: Order, detail: str) -> None:
+        """An explicit end with its reason, never a failure left in ``remediating``."""
+        intent = await self.intents.get(order.failure_id) or RemediationIntent(
+            failure_id=order.failure_id,
+            repository=order.target.repository,
+            run_id=order.target.run_id,
+            action=order.action,
+            baseline_attempt=0,
+            approved_by=order.approved_by,
+        )
+        if intent.state is not IntentState.FINISHED:
+            await self._finish(order, intent, RemediationOutcome.FAILED, detail, None)
+
+    async def _carry_out(self, order: Order, delivery: Delivery) -> None:
         intent = await self.intents.get(order.failure_id)
         if intent is not None and intent.state is IntentState.FINISHED:
             return
@@ -164,7 +185,7 @@ class ExecutorService(Service):
                 heartbeat=delivery.in_progress,
             )
         except (GitHubUnavailable, RateLimitExhausted):
-            raise  # transient: the event is redelivered and verification resumes
+            raise  # transient: redelivered (after the reset, for a rate limit); verification resumes
         outcome = RemediationOutcome.SUCCEEDED if verdict.green else RemediationOutcome.FAILED
         await self._finish(order, intent, outcome, f"{intent.detail}; {verdict.detail}", verdict.attempt)
 

@@ -18,7 +18,7 @@ from medic.events import (
     utc_now,
 )
 from medic.github.client import GitHubClient
-from medic.github.errors import GitHubError
+from medic.github.errors import GitHubError, RateLimitExhausted
 from medic.github.models import Job, WorkflowRun
 from medic.logstore import LogStore, inline_budget
 from medic.redact import redact
@@ -39,9 +39,16 @@ async def failed_jobs(
     *,
     log_tail_bytes: int,
     logs: LogStore | None = None,
+    wait_for_rate_limit: bool = False,
 ) -> list[FailedJob]:
+    """With ``wait_for_rate_limit``, a spent rate limit raises (the caller defers until the reset)
+    instead of reporting the log missing: a failure analysed without its log is a wrong answer."""
     try:
         jobs = await github.list_failed_jobs(run.repository, run.run_id)
+    except RateLimitExhausted:
+        if wait_for_rate_limit:
+            raise
+        return [FailedJob(job_id=0, name="(jobs unavailable)", log_unavailable_reason="jobs: rate limited")]
     except GitHubError as exc:
         return [FailedJob(job_id=0, name="(jobs unavailable)", log_unavailable_reason=f"jobs: {exc}")]
     budget = inline_budget(len(jobs))
@@ -51,6 +58,10 @@ async def failed_jobs(
         try:
             log = await github.fetch_job_log(run.repository, job.id, max_bytes=log_tail_bytes)
             text, reason, truncated = log.text, log.unavailable_reason, log.truncated
+        except RateLimitExhausted as exc:
+            if wait_for_rate_limit:
+                raise
+            text, reason, truncated = "", f"log: {exc}", False
         except GitHubError as exc:
             text, reason, truncated = "", f"log: {exc}", False
         text = redact(text)

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
-from medic.bus import Bus, Delivery, Subscription
+from medic.bus import Bus, Deferred, Delivery, Subscription
 from medic.config import Settings
 from medic.github.client import GitHubClient
+from medic.github.errors import RateLimitExhausted
 from medic.logstore import LogStore
 from medic.runtime import Service
 from medic.services.monitor import signature
@@ -29,6 +30,9 @@ log = logger(__name__)
 
 WEBHOOKS = Counter("medic_webhooks_total", "GitHub webhook deliveries by outcome", ["event", "outcome"])
 DETECTIONS = Counter("medic_failures_detected_total", "FailureDetected events published", ["source"])
+WAITING_FOR_GITHUB = Counter(
+    "medic_failures_deferred_total", "Failures whose logs wait for GitHub's rate limit to reset"
+)
 MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
 
 
@@ -112,9 +116,18 @@ class MonitorService(Service):
         if await self._detections.reported(run.dedup_key):
             return
         run = await complete_partial(self.github, run)
-        jobs = await failed_jobs(
-            self.github, run, log_tail_bytes=self.settings.log_tail_bytes, logs=self._logs
-        )
+        last_chance = delivery.num_delivered >= self.settings.max_deliver
+        try:
+            jobs = await failed_jobs(
+                self.github,
+                run,
+                log_tail_bytes=self.settings.log_tail_bytes,
+                logs=self._logs,
+                wait_for_rate_limit=not last_chance,
+            )
+        except RateLimitExhausted as exc:  # logs first, then the analysis: wait for the reset
+            WAITING_FOR_GITHUB.inc()
+            raise Deferred(f"logs rate limited: {exc}", delay_seconds=exc.seconds_until_reset()) from exc
         await delivery.in_progress()
         history = await run_history(self.github, run)
         event = failure_detected(run, jobs, history=history)

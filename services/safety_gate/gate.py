@@ -8,6 +8,7 @@ event again, which JetStream drops, instead of a second fact or none.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,9 +50,14 @@ def policy_event(
 
 
 class Gate:
-    def __init__(self, settings: Settings, store: PolicyStore) -> None:
-        self.settings = settings
+    def __init__(self, settings: Callable[[], Settings], store: PolicyStore) -> None:
+        self._settings = settings
+        """Read per decision: a reloaded configuration applies to the next one."""
         self.store = store
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings()
 
     async def decide(
         self, failure_id: str, cause_id: str, analysis: AnalysisCompletedPayload, *, now: datetime

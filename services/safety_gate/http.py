@@ -37,11 +37,12 @@ class PolicyCommand(BaseModel):
     reason: str = Field(default="", max_length=1000)
 
 
-def policy_router(settings: Settings, gate: Callable[[], Gate], bus: Bus) -> APIRouter:
+def policy_router(current: Callable[[], Settings], gate: Callable[[], Gate], bus: Bus) -> APIRouter:
+    """``current`` is read per request: a reloaded token or switch applies at once."""
     router = APIRouter(prefix="/api/policy", tags=["policy"])
 
     def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
-        token = settings.api_token
+        token = current().api_token
         if token is None:
             return
         expected = f"Bearer {token.get_secret_value()}".encode()
@@ -54,7 +55,7 @@ def policy_router(settings: Settings, gate: Callable[[], Gate], bus: Bus) -> API
 
     @router.get("")
     async def read_policy() -> dict[str, Any]:
-        store = gate().store
+        store, settings = gate().store, current()
         switches = await store.switches()
         now = utc_now()
         return {

@@ -42,13 +42,14 @@ class SafetyGateService(Service):
         return self._gate
 
     async def start(self) -> None:
-        self._gate = Gate(self.settings, await PolicyStore.open(self.bus.js, self.bus.topology.stream))
+        store = await PolicyStore.open(self.bus.js, self.bus.topology.stream)
+        self._gate = Gate(lambda: self.settings, store)
 
     def ready(self) -> bool:
         return self._gate is not None
 
     def router(self) -> APIRouter:
-        return policy_router(self.settings, lambda: self.gate, self.bus)
+        return policy_router(lambda: self.settings, lambda: self.gate, self.bus)
 
     async def handle(self, event: Event, delivery: Delivery) -> None:
         if isinstance(event, RemediationFinished):

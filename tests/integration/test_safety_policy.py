@@ -390,3 +390,18 @@ async def test_medic_policy_commands_drive_the_api_and_report_what_was_recorded(
         runner.invoke, app, ["policy", "status", "--url", "http://127.0.0.1:9"]
     )
     assert unreachable.exit_code == 2
+
+
+async def test_a_reloaded_configuration_reaches_the_next_decision(
+    bus: Bus, gates: Callable[..., Any]
+) -> None:
+    from medic.reload import apply_to
+
+    g = await gates(load_settings())
+    apply_to(g.hosts[0].services)(load_settings(kill_switch=True, api_token="new"))
+    await bus.publish(analysis())
+    (decided,) = await decisions(bus, 1)
+    assert KILL_REASON in decided.payload.reasons
+    refused = await g.http.post(f"{g.url}/api/policy/dry-run", json={"on": True, "by": "a"})
+    assert refused.status_code == 401  # the reloaded token is asked for at once
+    assert (await g.http.get(f"{g.url}/api/policy")).json()["configured"]["kill_switch"] is True
