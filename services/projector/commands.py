@@ -27,10 +27,9 @@ from medic.config import ConfigError, Settings, load_settings
 from medic.db import DatabaseError, connect_pool, quote_schema
 from medic.embedded import EmbeddedStartError
 from medic.local_servers import embedded_bus, embedded_database
-
-from .chain import VerifyResult, verify_chain
-from .migrations import MigrationError, migrate
-from .replay import ReplayError, ReplayReport, replay
+from medic.services.projector.chain import VerifyResult, verify_chain
+from medic.services.projector.migrations import MigrationError, migrate
+from medic.services.projector.replay import ReplayError, ReplayReport, replay
 
 audit_app = typer.Typer(help="Audit trail: rebuild it from the event stream, prove it was not edited.")
 db_app = typer.Typer(help="The projector's PostgreSQL schema.")

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from medic.bus import Bus, Topology
-from medic.services.monitor.cursors import repository_key
+from medic.records import hashed_key as repository_key
 from tests.integration.monitor_support import (
     all_detected,
     attempts,

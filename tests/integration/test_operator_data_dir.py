@@ -21,7 +21,7 @@ import pytest
 from medic.bus import Bus, Topology
 from medic.services.projector.service import ProjectorService
 from medic.services.projector.store import apply_events
-from medic.services.projector.synthetic import mixed_histories
+from tests.event_histories import mixed_histories
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 MEDIC = str(Path(sys.executable).parent / "medic")

@@ -15,7 +15,7 @@ from medic.bus import Bus
 from medic.services.projector.commands import audit_app, db_app
 from medic.services.projector.service import ProjectorService
 from medic.services.projector.store import apply_events
-from medic.services.projector.synthetic import mixed_histories
+from tests.event_histories import mixed_histories
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 

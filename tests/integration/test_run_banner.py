@@ -14,7 +14,7 @@ from rich.console import Console
 from medic.config import load_settings
 from medic.embedded import free_port
 from medic.services import composition
-from medic.services.local import _print_banner
+from medic.services.launchers import _print_banner
 
 USER_SECRET = "user-set-webhook-secret-4d1e"
 DB_PASSWORD = "pg-secret-9b2f"
