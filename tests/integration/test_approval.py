@@ -341,7 +341,13 @@ async def test_approve_after_the_deadline_is_409_even_before_the_sweep(
 ) -> None:
     approvals = await start_approvals(approval_timeout_hours=0.0001, sweep_seconds=60)
     _, approval_id = await requested(approvals)
-    await asyncio.sleep(0.5)
+    found = await approvals.service.desk.store.get(approval_id)
+    assert found is not None
+    expires_at = found.record.expires_at
+    deadline = asyncio.get_running_loop().time() + 30
+    while utc_now() <= expires_at:  # the deadline itself is the condition, not a guessed pause
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
     response = await approvals.http.post(f"/api/approvals/{approval_id}/approve", json={"approver": "late"})
     assert response.status_code == 409
     assert "expired" in response.json()["detail"]

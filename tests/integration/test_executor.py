@@ -33,6 +33,7 @@ from medic.runtime import HttpServer, ServiceHost
 from medic.sandbox.github import SandboxGitHub, create_sandbox_github
 from medic.services.executor.service import ExecutorService
 from medic.services.executor.store import IntentState, RemediationIntent, open_intents
+from tests.waiting import wait_until_caught_up
 
 REPO = "octo-org/octo-repo"
 
@@ -179,7 +180,7 @@ async def test_refused_action_finishes_failed_without_touching_github(
     assert done.payload.outcome is RemediationOutcome.FAILED
     assert reason in done.payload.detail
     assert done.payload.verified_run_attempt is None
-    await asyncio.sleep(0.3)  # a re-run, had one been started, would show by now
+    await wait_until_caught_up(executor.bus, "executor")  # the handler returned: it did all it would
     assert await attempts(executor, REPO, run.id) == 1
     intent = await executor.service.intents.get(done.failure_id)
     assert intent is not None and intent.record.state is IntentState.FINISHED
@@ -191,7 +192,7 @@ async def test_the_same_order_handled_twice_reruns_once(executor: Executor) -> N
     await finished(executor.bus)
 
     await handle_again(executor, "GateDecided")
-    await asyncio.sleep(0.3)
+    await wait_until_caught_up(executor.bus, "executor")
 
     assert await attempts(executor, REPO, run.id) == 2
     assert await count(executor.bus, "RemediationFinished") == 1
