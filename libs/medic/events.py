@@ -141,7 +141,10 @@ class RunHistory(Frozen):
     parent_commit_conclusion: CleanText | None = None
 
 
-class FailureDetectedPayload(Frozen):
+class WorkflowRunFacts(Frozen):
+    """What GitHub tells of one failed run attempt: the monitor's intake record and
+    FailureDetected both carry exactly these, so they are written once, here."""
+
     repository: CleanText
     run_id: int
     run_attempt: int = Field(ge=1)
@@ -156,10 +159,11 @@ class FailureDetectedPayload(Frozen):
     html_url: CleanText = ""
     conclusion: CleanText = "failure"
     run_started_at: datetime | None = None
-    detected_at: datetime
     source: Literal["webhook", "poll"] = "webhook"
-    failed_jobs: tuple[FailedJob, ...] = ()
-    history: RunHistory | None = None
+
+    def run_facts(self) -> dict[str, Any]:
+        """The shared fields only, to build one model from the other."""
+        return {name: getattr(self, name) for name in WorkflowRunFacts.model_fields}
 
     @field_validator("repository")
     @classmethod
@@ -167,6 +171,12 @@ class FailureDetectedPayload(Frozen):
         if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
             raise ValueError("repository must look like 'owner/name'")
         return value
+
+
+class FailureDetectedPayload(WorkflowRunFacts):
+    detected_at: datetime
+    failed_jobs: tuple[FailedJob, ...] = ()
+    history: RunHistory | None = None
 
 
 class ExcerptLine(Frozen):

@@ -8,14 +8,13 @@ so a slow GitHub never makes a webhook delivery time out and nothing is lost on 
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
-from typing import Annotated, Literal
+from typing import Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError, model_validator
 
 from medic.boundary import MAX_ID, MAX_RUN_ATTEMPT, bounded_text
 from medic.bus import DecodeError
-from medic.events import derive_failure_id
+from medic.events import WorkflowRunFacts, derive_failure_id
 from medic.github.models import WorkflowRun
 
 COMMIT_MESSAGE_BYTES = 64 * 1024
@@ -23,38 +22,56 @@ COMMIT_MESSAGE_BYTES = 64 * 1024
 NAME_BYTES = 1024
 URL_BYTES = 2048
 MAX_PULL_REQUESTS = 100
+TEXT_LIMITS = {
+    "repository": NAME_BYTES,
+    "workflow_name": NAME_BYTES,
+    "workflow_path": NAME_BYTES,
+    "event": NAME_BYTES,
+    "branch": NAME_BYTES,
+    "head_sha": NAME_BYTES,
+    "commit_message": COMMIT_MESSAGE_BYTES,
+    "actor": NAME_BYTES,
+    "html_url": URL_BYTES,
+    "conclusion": NAME_BYTES,
+    "delivery_id": NAME_BYTES,
+}
 
-Name = Annotated[str, AfterValidator(partial(bounded_text, max_bytes=NAME_BYTES))]
-Url = Annotated[str, AfterValidator(partial(bounded_text, max_bytes=URL_BYTES))]
-CommitMessage = Annotated[str, AfterValidator(partial(bounded_text, max_bytes=COMMIT_MESSAGE_BYTES))]
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
+class RunToInspect(WorkflowRunFacts):
+    """A failed run attempt on the intake stream: the run's facts, and how it was seen.
 
-class RunToInspect(BaseModel):
-    """One failed run attempt; every field from GitHub is range-checked, cleaned and bounded here,
-    the one door webhooks and polls both come through (see :mod:`medic.boundary`)."""
+    This is the one door webhooks and polls both come through, so GitHub's values are
+    range-checked, cleaned and bounded here (see :mod:`medic.boundary`): an id past
+    ``2**53 - 1`` or an attempt outside 1..1000 is refused, text is cut with a marker.
+    """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    repository: Name
-    run_id: Id
-    run_attempt: int = Field(ge=1, le=MAX_RUN_ATTEMPT)
-    workflow_name: Name
-    workflow_path: Name = ""
-    event: Name = ""
-    branch: Name = ""
-    head_sha: Name = ""
-    commit_message: CommitMessage = ""
-    actor: Name = ""
-    pull_requests: Annotated[tuple[Id, ...], AfterValidator(lambda numbers: numbers[:MAX_PULL_REQUESTS])] = ()
-    html_url: Url = ""
-    conclusion: Name
-    run_started_at: datetime | None = None
     updated_at: datetime | None = None
-    source: Literal["webhook", "poll"] = "webhook"
     delivery_id: str | None = None
     partial: bool = False
     """Only the run's id and attempt are known (a ``workflow_job`` delivery): fetch the rest."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name, limit in TEXT_LIMITS.items():
+            if isinstance(data.get(name), str):
+                data[name] = bounded_text(data[name], limit)
+        numbers = data.get("pull_requests")
+        if isinstance(numbers, list | tuple):
+            data["pull_requests"] = tuple(numbers[:MAX_PULL_REQUESTS])
+        return data
+
+    @model_validator(mode="after")
+    def _in_range(self) -> Self:
+        for what, number in (("run_id", self.run_id), *(("pull request", n) for n in self.pull_requests)):
+            if not 1 <= number <= MAX_ID:
+                raise ValueError(f"{what} must be between 1 and {MAX_ID}")
+        if not 1 <= self.run_attempt <= MAX_RUN_ATTEMPT:
+            raise ValueError(f"run_attempt must be between 1 and {MAX_RUN_ATTEMPT}")
+        return self
 
     @property
     def failure_id(self) -> str:
