@@ -20,10 +20,13 @@ from medic.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from medic.github.client import GitHubClient
 from medic.llm.client import ModelClient
 from medic.runtime import Service, ServiceHost
+from medic.slack.client import SlackClient
+from medic.slack.pacing import ChannelPacer
 
 SERVICE_NAMES = ("monitor", "analyzer", "safety-gate", "executor", "approval", "notifier", "projector")
 SANDBOX_GITHUB_PREFIX = "/sandbox/github"
 SANDBOX_MODEL_PREFIX = "/sandbox/openai"
+SANDBOX_SLACK_PREFIX = "/sandbox/slack"
 
 
 @dataclass
@@ -95,6 +98,7 @@ class Parts:
     github: GitHubClient
     model: ModelClient | None
     closers: list[Callable[[], Any]] = field(default_factory=list)
+    slack: SlackClient | None = None
 
     async def close(self) -> None:
         for close in reversed(self.closers):
@@ -119,7 +123,14 @@ async def open_parts(settings: Settings) -> AsyncIterator[Parts]:
             api_key=settings.model_api_key.get_secret_value(),
             model=settings.model_name,
         )
-    parts = Parts(bus, github, model, closers=[bus.close, github.aclose])
+    slack = None
+    if settings.slack_bot_token is not None:
+        slack = SlackClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            pacer=ChannelPacer(per_second=settings.slack_messages_per_second),
+        )
+    parts = Parts(bus, github, model, closers=[bus.close, github.aclose], slack=slack)
     if model is not None:
         parts.closers.append(model.aclose)
     try:
@@ -156,7 +167,7 @@ def build_service(name: str, settings: Settings, parts: Parts) -> Service:
     if name == "notifier":
         from medic.services.notifier.service import NotifierService
 
-        return NotifierService()
+        return NotifierService(settings=settings, bus=parts.bus, slack=parts.slack)
     if name == "projector":
         from medic.services.projector.service import ProjectorService
 
