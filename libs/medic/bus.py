@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 import nats
 from nats.aio.client import Client as NATS
@@ -24,6 +25,7 @@ from nats.js.kv import KeyValue
 from medic.consumer import (  # re-exported: services import these from the bus
     BatchHandler,
     DecodeError,
+    Deferred,
     Delivery,
     Handler,
     PermanentError,
@@ -37,6 +39,10 @@ from medic.events import (
     encode_event,
     subject_token,
 )
+
+if TYPE_CHECKING:
+    from medic.config import Settings
+
 from medic.telemetry import (
     CONSUMER_PENDING,
     EVENTS_PUBLISHED,
@@ -48,8 +54,10 @@ log = logger(__name__)
 
 __all__ = [
     "BatchHandler",
+    "Bucket",
     "Bus",
     "DecodeError",
+    "Deferred",
     "Delivery",
     "Handler",
     "PermanentError",
@@ -70,6 +78,18 @@ async def open_key_value(
         return await js.create_key_value(bucket=bucket, history=history, ttl=ttl)
 
 
+class Bucket(StrEnum):
+    """Every JetStream key-value bucket and object store, named in one place (suffix of the stream)."""
+
+    LOGS = "LOGS"
+    """Object store: log tails too large to ride inside an event (monitor writes, analyzer reads)."""
+    ANALYSIS_CACHE = "analysis_cache"
+    APPROVALS = "approvals"
+    REMEDIATIONS = "remediations"
+    MONITOR_CURSORS = "monitor_cursors"
+    MONITOR_DETECTED = "monitor_detected"
+
+
 @dataclass(frozen=True)
 class Topology:
     """Names of the stream and subjects; tests use a fresh one each so they never share state."""
@@ -77,6 +97,14 @@ class Topology:
     stream: str = "MEDIC_EVENTS"
     prefix: str = "medic"
     duplicate_window_seconds: float = 120.0
+    replicas: int = 1
+    """Stream replicas: 3 on a NATS cluster (a node can be lost), 1 on a single server."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topology:
+        return cls(
+            stream=settings.stream_name, prefix=settings.subject_prefix, replicas=settings.stream_replicas
+        )
 
     @property
     def events_wildcard(self) -> str:
@@ -91,6 +119,9 @@ class Topology:
 
     def dlq_subject(self, service: str) -> str:
         return f"{self.prefix}.dlq.{service}"
+
+    def bucket(self, which: Bucket) -> str:
+        return f"{self.stream}_{which.value}"
 
 
 class Bus:
@@ -124,6 +155,7 @@ class Bus:
                 storage=js_api.StorageType.FILE,
                 retention=js_api.RetentionPolicy.LIMITS,
                 duplicate_window=t.duplicate_window_seconds,
+                num_replicas=t.replicas,
             )
         )
         await self._ensure_stream(
@@ -132,6 +164,7 @@ class Bus:
                 subjects=[f"{t.prefix}.dlq.>"],
                 storage=js_api.StorageType.FILE,
                 duplicate_window=t.duplicate_window_seconds,
+                num_replicas=t.replicas,
             )
         )
 

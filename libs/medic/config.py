@@ -32,10 +32,32 @@ class ConfigError(ValueError):
     """Start-up refused: the message names every bad key and why."""
 
 
-class RepositoryConfig(BaseModel):
-    """Per-repository overrides; ``None`` means "inherit the global value"."""
+class PolicyOverrides(BaseModel):
+    """Safety-policy values an organisation or a repository may override; ``None`` inherits.
+
+    The repository's value beats its organisation's, which beats the global one.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    repository_hourly_budget: int | None = Field(default=None, ge=0, le=100_000)
+    breaker_threshold: int | None = Field(default=None, ge=1, le=1000)
+    dry_run: bool | None = None
+    incident_hold: bool | None = None
+    protected_branches: tuple[str, ...] | None = None
+    fix_allowed_paths: tuple[str, ...] | None = None
+    fix_denied_paths: tuple[str, ...] | None = None
+    allow_workflow_edits: bool | None = None
+
+
+class OrganisationConfig(PolicyOverrides):
+    """Per-organisation overrides (keyed by owner, e.g. ``octo-org``)."""
+
+    organisation_hourly_budget: int | None = Field(default=None, ge=0, le=1_000_000)
+
+
+class RepositoryConfig(PolicyOverrides):
+    """Per-repository overrides; ``None`` means "inherit the global value"."""
 
     risk_threshold: int | None = Field(default=None, ge=0, le=10)
     auto_remediate: bool | None = None
@@ -60,6 +82,28 @@ class RepositoryPolicy(BaseModel):
     slack_channel: str
     allowed_actions: tuple[ActionKind, ...]
     approvers: tuple[str, ...] = ()
+
+
+class GuardPolicy(BaseModel):
+    """The effective safety policy for one repository: budgets, breaker, holds, branches, scope."""
+
+    model_config = ConfigDict(frozen=True)
+
+    repository: str
+    organisation: str
+    repository_hourly_budget: int
+    organisation_hourly_budget: int
+    breaker_threshold: int
+    kill_switch: bool
+    dry_run: bool
+    incident_hold: bool
+    incident_repositories: int
+    incident_window_minutes: float
+    incident_hold_minutes: float
+    protected_branches: tuple[str, ...]
+    fix_allowed_paths: tuple[str, ...]
+    fix_denied_paths: tuple[str, ...]
+    allow_workflow_edits: bool
 
 
 DEFAULT_AUTO_ACTIONS = (ActionKind.RERUN_FAILED_JOBS, ActionKind.RERUN_WORKFLOW, ActionKind.CLEAR_CACHE)
@@ -91,6 +135,29 @@ class Settings(BaseSettings):
     max_auto_attempts: int = Field(default=2, ge=1, le=10)
     """A run already re-run this many times is not re-run again without a human."""
 
+    # --- safety policy (global values; organisation_configs and repository_configs override) ---
+    kill_switch: bool = False
+    """Stops every automatic action at once (also switchable at run time: API and CLI)."""
+    dry_run: bool = False
+    """Decide and record as usual, execute nothing."""
+    repository_hourly_budget: int = Field(default=10, ge=0, le=100_000)
+    """At most this many automatic remediations per repository per hour; beyond, a person decides."""
+    organisation_hourly_budget: int = Field(default=50, ge=0, le=1_000_000)
+    breaker_threshold: int = Field(default=3, ge=1, le=1000)
+    """After this many automatic remediations in a row that left CI red, a person must reset."""
+    incident_hold: bool = True
+    incident_repositories: int = Field(default=3, ge=2, le=1000)
+    """Same infrastructure fingerprint in this many repositories within the window: hold re-runs."""
+    incident_window_minutes: float = Field(default=10.0, gt=0, le=24 * 60)
+    incident_hold_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
+    protected_branches: Annotated[tuple[str, ...], NoDecode] = ()
+    """Branch globs (``main``, ``release/*``) whose failures always need a person."""
+    fix_allowed_paths: Annotated[tuple[str, ...], NoDecode] = ("**",)
+    fix_denied_paths: Annotated[tuple[str, ...], NoDecode] = ()
+    allow_workflow_edits: bool = False
+    """``.github/workflows/**`` reaches secrets: a fix may touch it only where this is allowed."""
+    organisation_configs: dict[str, OrganisationConfig] = Field(default_factory=dict)
+
     # --- infrastructure ---
     nats_url: str | None = Field(default=None, validation_alias=AliasChoices("MEDIC_NATS_URL", "NATS_URL"))
     database_url: str | None = Field(
@@ -103,6 +170,8 @@ class Settings(BaseSettings):
     subject_prefix: str = Field(default="medic", pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
     db_schema: str = Field(default="medic", pattern=r"^[a-z_][a-z0-9_]*$")
     max_deliver: int = Field(default=5, ge=1, le=100)
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    """Copies of the event stream JetStream keeps: 3 on a NATS cluster, 1 on a single server."""
 
     # --- outside world ---
     github_api_url: str = "https://api.github.com"
@@ -120,6 +189,9 @@ class Settings(BaseSettings):
     analyzer_engine: Literal["auto", "hyperscan", "re2"] = "auto"
     """Multi-pattern engine for the rules; ``auto`` prefers hyperscan and falls back to RE2."""
     api_token: SecretStr | None = None
+    dashboard_api_url: str | None = None
+    """Where the dashboard reads the query and approval APIs when it runs alone (``medic service
+    dashboard``); unset: the host it runs in (``medic run``)."""
     """When set, approve/reject over HTTP needs ``Authorization: Bearer <token>``."""
 
     # --- Slack ---
@@ -161,6 +233,15 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _split_monitor_lists(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("protected_branches", "fix_allowed_paths", "fix_denied_paths", mode="before")
+    @classmethod
+    def _split_globs(cls, value: Any) -> Any:
         if isinstance(value, str):
             if value.lstrip().startswith("["):
                 return json.loads(value)
@@ -213,6 +294,50 @@ class Settings(BaseSettings):
     def dashboard_url(self) -> str:
         return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
+    def guard_for(self, repository: str) -> GuardPolicy:
+        """The safety policy of one repository: repository override > organisation > global."""
+        owner = repository.split("/", 1)[0]
+        repo = _lookup(self.repository_configs, repository) or RepositoryConfig()
+        org = _lookup(self.organisation_configs, owner) or OrganisationConfig()
+
+        def pick(name: str) -> Any:
+            for layer in (repo, org):
+                value = getattr(layer, name)
+                if value is not None:
+                    return value
+            return getattr(self, name)
+
+        return GuardPolicy(
+            repository=repository,
+            organisation=owner,
+            repository_hourly_budget=pick("repository_hourly_budget"),
+            organisation_hourly_budget=_first(
+                org.organisation_hourly_budget, self.organisation_hourly_budget
+            ),
+            breaker_threshold=pick("breaker_threshold"),
+            kill_switch=self.kill_switch,
+            dry_run=pick("dry_run"),
+            incident_hold=pick("incident_hold"),
+            incident_repositories=self.incident_repositories,
+            incident_window_minutes=self.incident_window_minutes,
+            incident_hold_minutes=self.incident_hold_minutes,
+            protected_branches=pick("protected_branches"),
+            fix_allowed_paths=pick("fix_allowed_paths"),
+            fix_denied_paths=pick("fix_denied_paths"),
+            allow_workflow_edits=pick("allow_workflow_edits"),
+        )
+
+
+_C = TypeVar("_C")
+
+
+def _lookup(configs: dict[str, _C], name: str) -> _C | None:
+    """GitHub names are case-insensitive: an exact key first, then any casing."""
+    if name in configs:
+        return configs[name]
+    wanted = name.lower()
+    return next((config for key, config in configs.items() if key.lower() == wanted), None)
+
 
 def _first(value: _T | None, default: _T) -> _T:
     return default if value is None else value
@@ -257,6 +382,14 @@ def _aliased_keys(settings_cls: type[BaseSettings]) -> dict[str, str]:
             for key in (name, *choices):
                 keys[key] = choices[0]
     return keys
+
+
+def resolve_config_path(config_file: Path | None = None, environ_config: str | None = None) -> Path | None:
+    """The file :func:`load_settings` reads: ``--config``, else ``MEDIC_CONFIG``, else ``./medic.toml``."""
+    path = config_file or (Path(environ_config) if environ_config else None)
+    if path is None and Path("medic.toml").is_file():
+        path = Path("medic.toml")
+    return path
 
 
 def load_settings(

@@ -16,6 +16,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import nats
+import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js import api as js_api
@@ -39,6 +40,18 @@ log = logger(__name__)
 
 class PermanentError(Exception):
     """A handler error that retrying cannot fix: the event goes straight to the dead letters."""
+
+
+class Deferred(Exception):
+    """Not now, and not a failure: try again after ``delay_seconds`` (e.g. when GitHub's rate
+    limit resets). The redelivery waits that long instead of backing off, so a deferral spends
+    one delivery per wait, not a handful of quick retries that would exhaust ``max_deliver``."""
+
+    MAX_DELAY_SECONDS = 3600.0
+
+    def __init__(self, reason: str, *, delay_seconds: float) -> None:
+        super().__init__(reason)
+        self.delay_seconds = min(max(delay_seconds, 0.1), self.MAX_DELAY_SECONDS)
 
 
 class DecodeError(PermanentError):
@@ -163,7 +176,7 @@ class Subscription:
             for msg in msgs:
                 meta = msg.metadata
                 delivery = Delivery(meta.sequence.stream, meta.num_delivered, msg)
-                items.append((self.decode(msg.data), delivery))
+                items.append((self._decode(msg.data), delivery))
             started = perf_counter()
             await self.batch_handler(items)
             HANDLER_SECONDS.labels(self.service, "batch").observe(perf_counter() - started)
@@ -182,6 +195,15 @@ class Subscription:
 
         return done
 
+    def _decode(self, data: bytes) -> Any:
+        """Decode, turning any failure into a permanent one: the same bytes never decode later."""
+        try:
+            return self.decode(data)
+        except (EventDecodeError, PermanentError):
+            raise
+        except Exception as exc:
+            raise DecodeError(f"{type(exc).__name__}: {exc}") from exc
+
     async def _handle(self, msg: Msg) -> None:
         meta = msg.metadata
         delivery = Delivery(stream_seq=meta.sequence.stream, num_delivered=meta.num_delivered, msg=msg)
@@ -189,12 +211,16 @@ class Subscription:
         started = perf_counter()
         error: BaseException | None = None
         try:
-            item = self.decode(msg.data)
+            item = self._decode(msg.data)
             event_type = str(getattr(item, "event_type", event_type))
-            with tracer().start_as_current_span(
-                f"{self.service} handle {event_type}",
-                context=extract_context(msg.headers),
-                attributes={"medic.failure_id": str(getattr(item, "failure_id", ""))},
+            failure_id = str(getattr(item, "failure_id", ""))
+            with (
+                tracer().start_as_current_span(
+                    f"{self.service} handle {event_type}",
+                    context=extract_context(msg.headers),
+                    attributes={"medic.failure_id": failure_id, "medic.service": self.service},
+                ),
+                structlog.contextvars.bound_contextvars(**({"failure_id": failure_id} if failure_id else {})),
             ):
                 await self.handler(item, delivery)
         except Exception as exc:
@@ -227,6 +253,10 @@ class Subscription:
                 attempt=delivery.num_delivered,
                 error=repr(error),
             )
+            if isinstance(error, Deferred):
+                await msg.nak(delay=error.delay_seconds)
+                EVENTS_HANDLED.labels(self.service, event_type, "deferred").inc()
+                return
             await msg.nak(delay=backoff_seconds(delivery.num_delivered))
             EVENTS_HANDLED.labels(self.service, event_type, "retry").inc()
         except Exception as exc:  # the server redelivers after ack_wait; nothing is lost

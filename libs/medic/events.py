@@ -78,10 +78,21 @@ class ActionKind(StrEnum):
     NONE = "none"
 
 
+class FileEdit(Frozen):
+    """One exact replacement in one file of the failing commit (for ``open_fix_pr``)."""
+
+    path: str = Field(min_length=1, max_length=1024)
+    old_text: str = Field(min_length=1)
+    """Must occur exactly once in the file at the failing commit, or the fix is refused."""
+    new_text: str
+
+
 class ProposedAction(Frozen):
     kind: ActionKind
     cache_key: str | None = None
     """For ``clear_cache``: the cache key prefix to delete."""
+    edits: tuple[FileEdit, ...] = ()
+    """For ``open_fix_pr``: the typed change; the gate checks its paths, the executor its content."""
 
 
 class AnalysisMethod(StrEnum):
@@ -124,7 +135,10 @@ class RunHistory(Frozen):
     parent_commit_conclusion: str | None = None
 
 
-class FailureDetectedPayload(Frozen):
+class WorkflowRunFacts(Frozen):
+    """What GitHub tells of one failed run attempt: the monitor's intake record and
+    FailureDetected both carry exactly these, so they are written once, here."""
+
     repository: str
     run_id: int
     run_attempt: int = Field(ge=1)
@@ -139,10 +153,11 @@ class FailureDetectedPayload(Frozen):
     html_url: str = ""
     conclusion: str = "failure"
     run_started_at: datetime | None = None
-    detected_at: datetime
     source: Literal["webhook", "poll"] = "webhook"
-    failed_jobs: tuple[FailedJob, ...] = ()
-    history: RunHistory | None = None
+
+    def run_facts(self) -> dict[str, Any]:
+        """The shared fields only, to build one model from the other."""
+        return {name: getattr(self, name) for name in WorkflowRunFacts.model_fields}
 
     @field_validator("repository")
     @classmethod
@@ -150,6 +165,12 @@ class FailureDetectedPayload(Frozen):
         if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
             raise ValueError("repository must look like 'owner/name'")
         return value
+
+
+class FailureDetectedPayload(WorkflowRunFacts):
+    detected_at: datetime
+    failed_jobs: tuple[FailedJob, ...] = ()
+    history: RunHistory | None = None
 
 
 class ExcerptLine(Frozen):
@@ -172,6 +193,10 @@ class AnalysisCompletedPayload(Frozen):
     retryable: bool = False
     matched_rules: tuple[str, ...] = ()
     excerpt: tuple[ExcerptLine, ...] = ()
+    branch: str = ""
+    """Carried from FailureDetected: protected and release branches can need a person."""
+    head_sha: str = ""
+    """The failing commit, which a fix pull request starts from."""
 
 
 class GateDecidedPayload(Frozen):
@@ -184,6 +209,8 @@ class GateDecidedPayload(Frozen):
     repository: str
     run_id: int
     run_attempt: int = Field(ge=1)
+    dry_run: bool = False
+    """Decided and recorded as usual, but nothing is executed (the executor only records it)."""
 
 
 class ApprovalRequestedPayload(Frozen):
@@ -233,6 +260,61 @@ class RemediationFinishedPayload(Frozen):
     detail: str = ""
     verified_run_attempt: int | None = None
     """The run attempt whose conclusion decided the outcome (the proof CI went green, or not)."""
+
+
+CONFIG_FAILURE_ID = "config"
+"""The correlation key of configuration events: ``/api/audit?failure_id=config`` lists them all."""
+
+
+class ConfigKeyChange(Frozen):
+    """One key of an applied configuration change; a secret's values are masked, never sent."""
+
+    key: str
+    old: Any = None
+    new: Any = None
+    secret: bool = False
+
+
+class ConfigReloadedPayload(Frozen):
+    source: str
+    """The file that was read (a ConfigMap mount in Kubernetes)."""
+    trigger: Literal["watch", "sighup"]
+    host: str
+    """Which process applied it (each replica reloads; the derived event id keeps one fact)."""
+    changes: tuple[ConfigKeyChange, ...] = ()
+    """Keys applied to new decisions without a restart."""
+    restart_needed: tuple[str, ...] = ()
+    """Keys that changed in the file but only take effect at the next start (bus, ports, ...)."""
+
+
+class PolicyChange(StrEnum):
+    """Decisions about the policy itself, not about one failure."""
+
+    KILL_SWITCH_ON = "kill_switch_on"
+    KILL_SWITCH_OFF = "kill_switch_off"
+    DRY_RUN_ON = "dry_run_on"
+    DRY_RUN_OFF = "dry_run_off"
+    BREAKER_OPENED = "breaker_opened"
+    BREAKER_RESET = "breaker_reset"
+    HOLD_STARTED = "hold_started"
+    HOLD_LIFTED = "hold_lifted"
+
+
+POLICY_FAILURE_ID = "policy"
+"""The correlation key of policy events: ``/api/audit?failure_id=policy`` lists them all."""
+
+
+class PolicyChangedPayload(Frozen):
+    change: PolicyChange
+    scope: str = "global"
+    """``global``, a repository (breaker) or an infrastructure fingerprint (hold)."""
+    reason: str = ""
+    changed_by: str
+    """A person (API, CLI) or the safety gate itself (breaker opened, hold started)."""
+    repositories: tuple[str, ...] = ()
+    """For a hold: the repositories the incident was seen in."""
+    until: datetime | None = None
+    """For a hold: when it lifts by itself."""
 
 
 # --- envelope ---------------------------------------------------------------------------
@@ -317,6 +399,18 @@ class RemediationFinished(Envelope):
     payload: RemediationFinishedPayload
 
 
+class ConfigReloaded(Envelope):
+    event_type: Literal["ConfigReloaded"] = "ConfigReloaded"
+    schema_version: Literal[1] = 1
+    payload: ConfigReloadedPayload
+
+
+class PolicyChanged(Envelope):
+    event_type: Literal["PolicyChanged"] = "PolicyChanged"
+    schema_version: Literal[1] = 1
+    payload: PolicyChangedPayload
+
+
 Event = Annotated[
     FailureDetected
     | AnalysisCompleted
@@ -326,7 +420,9 @@ Event = Annotated[
     | ApprovalRejected
     | ApprovalExpired
     | RemediationStarted
-    | RemediationFinished,
+    | RemediationFinished
+    | ConfigReloaded
+    | PolicyChanged,
     Field(discriminator="event_type"),
 ]
 
@@ -340,6 +436,8 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     ApprovalExpired,
     RemediationStarted,
     RemediationFinished,
+    ConfigReloaded,
+    PolicyChanged,
 )
 EVENT_TYPE_NAMES: tuple[str, ...] = tuple(t.model_fields["event_type"].default for t in EVENT_TYPES)
 
@@ -363,17 +461,48 @@ def subject_token(event_type: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", event_type).lower()
 
 
+CURRENT_VERSIONS: dict[str, int] = {
+    t.model_fields["event_type"].default: t.model_fields["schema_version"].default for t in EVENT_TYPES
+}
+"""The newest ``schema_version`` this reader knows, per event type."""
+
+
+def schema_version_of(raw: dict[str, Any]) -> int:
+    """The event's version, or :class:`EventDecodeError` saying why it is not one we can read.
+
+    JSON gives anything here (``null``, ``"2"``, ``[1]``, ``true``); each must become the
+    decode error, which dead-letters the message at once, never a ``TypeError`` that the
+    consumer would retry. A version newer than this reader knows comes from a newer writer:
+    retrying cannot help either. A missing version is version 1 (written before versions).
+    """
+    version = raw.get("schema_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise EventDecodeError(f"schema_version must be a whole number, not {version!r:.40}")
+    if version < 0:
+        raise EventDecodeError(f"schema_version must not be negative, not {version}")
+    newest = CURRENT_VERSIONS.get(str(raw.get("event_type")))
+    if newest is not None and version > newest:
+        raise EventDecodeError(
+            f"{raw.get('event_type')} schema_version {version} is newer than this reader "
+            f"(it knows up to {newest}); a newer service wrote it"
+        )
+    return version
+
+
 def upcast(raw: dict[str, Any]) -> dict[str, Any]:
     while True:
-        key = (str(raw.get("event_type")), int(raw.get("schema_version", 1)))
-        step = UPCASTERS.get(key)
+        step = UPCASTERS.get((str(raw.get("event_type")), schema_version_of(raw)))
         if step is None:
             return raw
         raw = step(raw)
 
 
 def decode_event(data: bytes | str) -> Event:
-    """Parse an event from its JSON form, lifting older versions first."""
+    """Parse an event from its JSON form, lifting older versions first.
+
+    Every way the bytes can be wrong ends in :class:`EventDecodeError`, which the consumer
+    dead-letters at once with the reason.
+    """
     import json
 
     try:
@@ -384,7 +513,9 @@ def decode_event(data: bytes | str) -> Event:
         raise EventDecodeError("an event must be a JSON object")
     try:
         return _event_adapter.validate_python(upcast(raw))
-    except ValueError as exc:
+    except EventDecodeError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
         raise EventDecodeError(str(exc)) from exc
 
 

@@ -3,6 +3,10 @@
 Traces follow one failure across services: the W3C ``traceparent`` travels in NATS
 message headers (:func:`inject_headers` / :func:`extract_context`). With
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, spans are exported over OTLP (Jaeger reads it).
+FastAPI, httpx and asyncpg are traced by the OpenTelemetry instrumentation packages
+(:func:`instrument_libraries`, :func:`instrument_app`), so the GitHub, model and database
+calls of a handler appear inside its span. Log lines carry ``trace_id`` (and ``failure_id``
+while an event is handled), so a log line leads to its trace in Jaeger.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from opentelemetry import context as otel_context
@@ -18,6 +23,9 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 EVENTS_PUBLISHED = Counter("medic_events_published_total", "Events published to the bus", ["event_type"])
 EVENTS_HANDLED = Counter(
@@ -35,6 +43,9 @@ CONSUMER_PENDING = Gauge(
 )
 
 _configured = False
+_instrumented = False
+UNTRACED_PATHS = "healthz,readyz,metrics"
+"""Probes and scrapes every few seconds would bury the traces worth reading."""
 
 
 def configure(service_name: str, *, level: str = "INFO", json_logs: bool | None = None) -> None:
@@ -54,6 +65,7 @@ def configure(service_name: str, *, level: str = "INFO", json_logs: bool | None 
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            add_trace_context,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             renderer,
         ],
@@ -65,6 +77,53 @@ def configure(service_name: str, *, level: str = "INFO", json_logs: bool | None 
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         _add_otlp_exporter(provider)
     trace.set_tracer_provider(provider)
+    instrument_libraries()
+
+
+def add_trace_context(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: the current span's ``trace_id`` / ``span_id`` on every log line."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    return event_dict
+
+
+def instrument_libraries() -> None:
+    """Trace every httpx and asyncpg call from here on (once per process)."""
+    global _instrumented
+    if _instrumented:
+        return
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor().instrument()
+    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
+    _instrumented = True
+
+
+def uninstrument_libraries() -> None:
+    """Undo :func:`instrument_libraries` (tests that instrument a process shared with others)."""
+    global _instrumented
+    if not _instrumented:
+        return
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor().uninstrument()
+    AsyncPGInstrumentor().uninstrument()  # type: ignore[no-untyped-call]
+    _instrumented = False
+
+
+def instrument_app(app: FastAPI) -> None:
+    """Server spans for the app's routes, when tracing is on (a no-op tracer costs a middleware)."""
+    if not _instrumented:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_PATHS)
 
 
 def _add_otlp_exporter(provider: TracerProvider) -> None:

@@ -17,6 +17,9 @@ from pathlib import Path
 MAX_LINE_CHARS = 2000
 """Longer lines are cut: no single line may dominate memory or an excerpt."""
 
+MAX_SHOWN_CHARS = 1000
+"""An excerpt line longer than this keeps its head and end around a visible cut marker."""
+
 _RAW_SCAN_CHARS = MAX_LINE_CHARS * 8
 """Raw characters looked at per line; enough to survive a burst of colour codes."""
 
@@ -34,6 +37,13 @@ _ANSI = re.compile(
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _TIMESTAMP = re.compile(r"^\ufeff?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z ?")
+_TOOL_PREFIX = re.compile(
+    r"#\d{1,4} \d{1,6}\.\d{1,3} "  # BuildKit: "#19 22.32 [ERROR] …"
+    r"|\[task \d{4}-\d\d-\d\dT[\d:.]{1,20}Z\] "  # Taskcluster
+    r"|[A-Za-z][\w.-]{0,40}\s{1,20}\| "  # docker compose: "test_1  | npm ERR! …"
+)
+"""What a wrapper prepends to the tool's own line; rules and shapes read the tool's line."""
+_PREFIX_HEADS = frozenset("#[ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _HASH_COMMAND = re.compile(r"^##\[(group|endgroup|error|warning|notice|debug|section|command)\]")
 _COLON_COMMAND = re.compile(r"^::(group|endgroup|error|warning|notice|debug)(?: [^:]{0,500})?::")
 
@@ -67,6 +77,30 @@ class CleanLine:
     number: int
     text: str
     marker: Marker = Marker.PLAIN
+    shown: str | None = None
+    """The line as the log wrote it (ANSI and control bytes removed, length-capped), for display."""
+
+    @property
+    def original(self) -> str:
+        return self.text if self.shown is None else self.shown
+
+
+def shown_text(raw: str) -> str:
+    """What an excerpt shows of a raw line: the log's own text, minus colour codes.
+
+    Timestamps, ``##[error]`` prefixes and tabs stay, so a reader (or a test) finds the
+    line verbatim in the log; a line over ``MAX_SHOWN_CHARS`` keeps its head and end.
+    """
+    text = raw.rstrip("\n")
+    if len(text) > _RAW_SCAN_CHARS:
+        text = text[: _RAW_SCAN_CHARS - _KEEP_END] + _CUT + text[-_KEEP_END:]
+    if not text.isprintable():
+        if "\x1b" in text or "\x9b" in text:
+            text = _ANSI.sub("", text)
+        text = _CONTROL.sub("", text)
+    if len(text) > MAX_SHOWN_CHARS:
+        text = text[: MAX_SHOWN_CHARS - _KEEP_END // 2 - len(_CUT)] + _CUT + text[-_KEEP_END // 2 :]
+    return text
 
 
 def _strip_decoration(raw: str) -> str:
@@ -76,9 +110,28 @@ def _strip_decoration(raw: str) -> str:
     if not text.isprintable():  # C-speed check; most lines need no more work
         if "\x1b" in text or "\x9b" in text:
             text = _ANSI.sub("", text)
+        if "\r" in text.rstrip("\r"):
+            text = _last_overwrite(text)
         text = _CONTROL.sub("", text.replace("\t", "    "))
     stamp = _TIMESTAMP.match(text)
-    return text[stamp.end() :] if stamp else text
+    if stamp:
+        text = text[stamp.end() :]
+    if text[:1] in _PREFIX_HEADS:
+        prefix = _TOOL_PREFIX.match(text)
+        if prefix:
+            text = text[prefix.end() :]
+    return text
+
+
+def _last_overwrite(text: str) -> str:
+    """What a terminal shows of ``a\\rb``: the last carriage-return segment that has text.
+
+    Travis writes ``travis_fold:start:install\\r$ ant deps``; the command is what was shown.
+    """
+    for segment in reversed(text.split("\r")):
+        if segment.strip():
+            return segment
+    return ""
 
 
 def clean_line(raw: str) -> tuple[str, Marker]:
@@ -133,7 +186,7 @@ def iter_clean_lines(source: str | Iterable[str]) -> Iterator[CleanLine]:
     """Cleaned lines numbered as in the original log (1-based), whatever was stripped."""
     for number, raw in enumerate(iter_raw_lines(source), start=1):
         text, marker = clean_line(raw)
-        yield CleanLine(number, text, marker)
+        yield CleanLine(number, text, marker, shown_text(raw))
 
 
 def iter_file_lines(path: Path, *, limit: int = _RAW_SCAN_CHARS) -> Iterator[str]:

@@ -1,22 +1,28 @@
-"""``medic analyze LOGFILE [--json]``: the analyzer on a log file, without any service.
+"""``medic analyze LOGFILE [--baseline PASS.log] [--json]``: the analyzer on a log file, offline.
 
 Useful to try a rule change against a real log, or to see why ci-medic classified a
-failure as it did. The log is read in bounded chunks, so a huge log is fine. Log text
-is printed as plain text, never as markup: a log cannot restyle or forge the output.
+failure as it did. The log is read in bounded chunks, so a huge log is fine. With
+``--baseline`` (the last green log of the same job) the lines new in the failing log rank
+first. Secrets are redacted on every output path, as they are before an excerpt leaves the
+service. Log text is printed as plain text, never as markup, and ``--json`` is written as
+is (no markup, no emoji codes such as ``:end:``): a log cannot restyle or forge the output.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.text import Text
 
+from medic.redact import redact
 from medic.services.analyzer.classify import LogAnalysis, analyze_log
 from medic.services.analyzer.knowledge import KnowledgeBase, default_knowledge_base
 from medic.services.analyzer.logtext import iter_file_lines
+from medic.services.analyzer.redaction import redact_excerpt
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 2
@@ -33,8 +39,21 @@ def analysis_document(analysis: LogAnalysis) -> dict[str, Any]:
         "method": analysis.method.value,
         "matched_rules": list(analysis.matched_rules),
         "summary": analysis.summary,
+        "baseline_used": any(note.startswith("baseline:") for note in analysis.notes),
+        "notes": list(analysis.notes),
         "excerpt": [{"line": line.line, "text": line.text} for line in analysis.excerpt],
     }
+
+
+def redacted(analysis: LogAnalysis) -> LogAnalysis:
+    """The analysis with every log-derived text passed through ``redact``."""
+    return analysis.model_copy(
+        update={
+            "summary": redact(analysis.summary),
+            "notes": tuple(redact(note) for note in analysis.notes),
+            "excerpt": redact_excerpt(analysis.excerpt),
+        }
+    )
 
 
 def analyze_file(
@@ -44,23 +63,34 @@ def analyze_file(
     console: Console,
     knowledge_base: KnowledgeBase | None = None,
     max_lines: int = 80,
+    baseline: Path | None = None,
+    stdout: TextIO | None = None,
 ) -> int:
-    """Print the analysis of one log file; 0 on success, 2 if the file cannot be read."""
-    if not path.is_file():
-        reason = "no such file" if not path.exists() else "not a regular file"
-        console.print(Text(f"error: cannot read {path}: {reason}"), style="red")
-        return EXIT_UNREADABLE
+    """Print the analysis of one log file; 0 on success, 2 if a file cannot be read.
+
+    ``--json`` goes to ``stdout`` as written by ``json.dumps`` (rich would turn ``:end:`` in
+    log text into an emoji); the report goes through ``console`` as plain ``Text``.
+    """
+    for candidate in (path, baseline):
+        if candidate is not None and not candidate.is_file():
+            reason = "no such file" if not candidate.exists() else "not a regular file"
+            console.print(Text(f"error: cannot read {candidate}: {reason}"), style="red")
+            return EXIT_UNREADABLE
     try:
         analysis = analyze_log(
             iter_file_lines(path),
             knowledge_base=knowledge_base or default_knowledge_base(),
             max_lines=max_lines,
+            baseline=iter_file_lines(baseline) if baseline is not None else None,
         )
     except OSError as exc:
-        console.print(Text(f"error: cannot read {path}: {exc.strerror or exc}"), style="red")
+        console.print(Text(f"error: cannot read {exc.filename or path}: {exc.strerror or exc}"), style="red")
         return EXIT_UNREADABLE
+    analysis = redacted(analysis)
     if as_json:
-        console.print(json.dumps(analysis_document(analysis)), markup=False, highlight=False, soft_wrap=True)
+        out = stdout if stdout is not None else sys.stdout
+        out.write(json.dumps(analysis_document(analysis), ensure_ascii=False) + "\n")
+        out.flush()
     else:
         _print_report(analysis, console)
     return EXIT_OK

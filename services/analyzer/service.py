@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from prometheus_client import Counter
 
-from medic.bus import Bus, Delivery
+from medic.bus import Bucket, Bus, Delivery
 from medic.events import AnalysisCompleted, AnalysisMethod, Event, FailedJob, FailureDetected
 from medic.llm.client import ModelClient
 from medic.logstore import LogNotFound, LogStore
@@ -16,6 +16,7 @@ from medic.services.analyzer.cache import AnalysisCache
 from medic.services.analyzer.classify import LogAnalysis, analyze_failure, is_confident
 from medic.services.analyzer.knowledge import KnowledgeBase
 from medic.services.analyzer.model_path import RefinedAnalysis, refine_with_model, rules_only
+from medic.services.analyzer.redaction import redact_excerpt
 
 ANALYSES = Counter("medic_analyses_total", "Analyses by method and category", ["method", "category"])
 CONFIDENCE_THRESHOLD = 0.7
@@ -23,7 +24,8 @@ CONFIDENCE_THRESHOLD = 0.7
 
 class AnalyzerService(Service):
     name = "analyzer"
-    consumes = ("FailureDetected",)
+    consumes = (FailureDetected,)
+    produces = (AnalysisCompleted,)
     concurrency = 4  # CPU-bound scanning; more would only queue on two cores
 
     def __init__(
@@ -37,8 +39,8 @@ class AnalyzerService(Service):
         self._logs: LogStore | None = None
 
     async def start(self) -> None:
-        self._cache = await AnalysisCache.open(self.bus.js, f"{self.bus.topology.stream}_analysis_cache")
-        self._logs = await LogStore.open(self.bus.js, f"{self.bus.topology.stream}_LOGS")
+        self._cache = await AnalysisCache.open(self.bus.js, self.bus.topology.bucket(Bucket.ANALYSIS_CACHE))
+        self._logs = await LogStore.open(self.bus.js, self.bus.topology.bucket(Bucket.LOGS))
 
     async def _with_full_log(self, job: FailedJob) -> FailedJob:
         """The job with its whole bounded tail when the event carried only part of it."""
@@ -63,34 +65,41 @@ class AnalyzerService(Service):
             knowledge_base=self.knowledge_for(failure.repository),
             history=failure.history,
         )
-        result = _redacted(await self._refine(rules))
+        has_log = any(job.log_excerpt.strip() for job in jobs)
+        result = _redacted(await self._refine(rules, repository=failure.repository, cacheable=has_log))
         ack = await self.bus.publish(
             AnalysisCompleted.answering(
                 event,
                 actor=self.name,
                 payload=result.to_payload(
                     repository=failure.repository, run_id=failure.run_id, run_attempt=failure.run_attempt
-                ),
+                ).model_copy(update={"branch": failure.branch, "head_sha": failure.head_sha}),
             )
         )
         if not ack.duplicate:
             ANALYSES.labels(result.method.value, result.category.value).inc()
 
-    async def _refine(self, rules: LogAnalysis) -> RefinedAnalysis:
-        """Rules when they are sure; else a cached answer for the fingerprint; else the model."""
+    async def _refine(
+        self, rules: LogAnalysis, *, repository: str, cacheable: bool = True
+    ) -> RefinedAnalysis:
+        """Rules when they are sure; else a cached answer for the fingerprint; else the model.
+
+        Without any log text the cache is neither read nor written: a verdict reached without
+        the log must never be served to another failure that happens to share its fingerprint.
+        """
         if is_confident(rules, threshold=CONFIDENCE_THRESHOLD):
             return rules_only(rules)
         assert self._cache is not None
-        cached = await self._cache.get(rules.fingerprint)
+        cached = await self._cache.get(repository, rules) if cacheable else None
         if cached is not None:
             return cached
         refined = await refine_with_model(rules, client=self.model, confidence_threshold=CONFIDENCE_THRESHOLD)
-        if refined.method is AnalysisMethod.MODEL:
-            await self._cache.put(refined)
+        if refined.method is AnalysisMethod.MODEL and cacheable:
+            await self._cache.put(repository, refined)
         return refined
 
 
 def _redacted(analysis: RefinedAnalysis) -> RefinedAnalysis:
     """Excerpt lines leave the process (bus, database, Slack): no secrets in them, ever."""
-    lines = tuple(line.model_copy(update={"text": redact(line.text)}) for line in analysis.excerpt)
+    lines = redact_excerpt(analysis.excerpt)
     return analysis.model_copy(update={"excerpt": lines, "summary": redact(analysis.summary)})

@@ -26,10 +26,9 @@ from medic.events import (
 )
 from medic.services.notifier.facts import Facts, Stage
 from medic.slack import mrkdwn
+from medic.slack.actions import APPROVE_ACTION, REJECT_ACTION
 
 Block = dict[str, Any]
-APPROVE_ACTION = "medic_approve"
-REJECT_ACTION = "medic_reject"
 
 STAGE_LABEL = {
     Stage.DETECTED: (":red_circle:", "failed, analysing"),

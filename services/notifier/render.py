@@ -17,6 +17,7 @@ from medic.events import (
     Event,
     FailureDetected,
     GateDecided,
+    PolicyChanged,
     RemediationFinished,
     RemediationStarted,
 )
@@ -64,4 +65,9 @@ def describe(event: Event) -> str:
             return f"[{short}] REMEDIATING {quote(p.repository, 100)} #{p.run_id}: {p.action.kind.value}"
         case RemediationFinished(payload=p):
             return f"[{short}] REMEDIATION {p.outcome.value.upper()}: {quote(p.detail, 200)}"
+        case PolicyChanged(payload=p):
+            return (
+                f"[policy] {p.change.value} for {quote(p.scope, 100)} by {quote(p.changed_by, 60)}:"
+                f" {quote(p.reason, 200)}"
+            )
     return f"[{short}] {event.event_type}"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from medic.bus import Bus, Delivery
 from medic.config import Settings
 from medic.events import Event
-from medic.runtime import Service
+from medic.runtime import EVERY_EVENT, Service
 from medic.services.notifier.render import describe
 from medic.services.notifier.teller import ThreadTeller
 from medic.services.notifier.threads import ThreadStore
@@ -22,7 +22,7 @@ log = logger(__name__)
 
 class NotifierService(Service):
     name = "notifier"
-    consumes = ()
+    consumes = EVERY_EVENT
     concurrency = 8
     """Slack takes about one message a second per channel: more handlers would only queue."""
 

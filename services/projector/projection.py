@@ -20,10 +20,12 @@ from medic.events import (
     ApprovalGranted,
     ApprovalRejected,
     ApprovalRequested,
+    ConfigReloaded,
     Event,
     FailureDetected,
     GateDecided,
     GateOutcome,
+    PolicyChanged,
     RemediationFinished,
     RemediationOutcome,
     RemediationStarted,
@@ -115,7 +117,8 @@ class FailureChange:
 @dataclass(frozen=True)
 class Projection:
     audit: AuditEntry
-    failure: FailureChange
+    failure: FailureChange | None
+    """None for events about the policy rather than one failure (they are audited only)."""
 
 
 def project(event: Event) -> Projection:
@@ -151,7 +154,7 @@ def _change(event: Event, state: FailureState, stage: str, **kw: Any) -> Failure
     )
 
 
-Mapped = tuple[str | None, str | None, FailureChange]
+Mapped = tuple[str | None, str | None, FailureChange | None]
 
 
 def _detected(e: FailureDetected) -> Mapped:
@@ -204,7 +207,10 @@ def _gate(e: GateDecided) -> Mapped:
         "risk_threshold": p.risk_threshold,
     }
     identity = {"repository": p.repository, "run_id": p.run_id, "run_attempt": p.run_attempt}
-    change = _change(e, _GATE_STATE[p.outcome], "decided_at", fields=fields, identity=identity)
+    state = _GATE_STATE[p.outcome]
+    if p.dry_run and state is FailureState.REMEDIATING:
+        state = FailureState.NO_ACTION  # dry-run: decided as usual, nothing will run
+    change = _change(e, state, "decided_at", fields=fields, identity=identity)
     return p.outcome.value, p.repository, change
 
 
@@ -271,6 +277,16 @@ def _finished(e: RemediationFinished) -> Mapped:
     return p.outcome.value, p.repository, _change(e, state, "settled_at", fields=fields, identity=identity)
 
 
+def _config(e: ConfigReloaded) -> Mapped:
+    return ("applied" if e.payload.changes else "restart_needed"), None, None
+
+
+def _policy(e: PolicyChanged) -> Mapped:
+    p = e.payload
+    repository = p.scope if "/" in p.scope else None
+    return p.change.value, repository, None
+
+
 def _repository_of(payload: object) -> str | None:
     """Approval decisions do not carry the repository (yet): read it when a later version does.
 
@@ -291,4 +307,6 @@ _MAPPERS: dict[str, Callable[[Any], Mapped]] = {
     "ApprovalExpired": _expired,
     "RemediationStarted": _started,
     "RemediationFinished": _finished,
+    "ConfigReloaded": _config,
+    "PolicyChanged": _policy,
 }

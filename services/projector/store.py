@@ -16,9 +16,8 @@ from typing import Any
 
 from medic.db import Conn
 from medic.events import Event
-
-from .chain import row_hash
-from .projection import FailureChange, Projection, project
+from medic.services.projector.chain import row_hash
+from medic.services.projector.projection import FailureChange, Projection, project
 
 CONSUMER = "projector"
 _COPY_THRESHOLD = 16
@@ -66,7 +65,7 @@ async def apply_events(conn: Conn, items: Sequence[tuple[Event, int]], *, consum
         if not projections:
             return 0
         await _append_audit(conn, projections)
-        await _upsert_failures(conn, [p.failure for p in projections])
+        await _upsert_failures(conn, [p.failure for p in projections if p.failure is not None])
     return len(projections)
 
 

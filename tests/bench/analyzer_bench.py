@@ -134,32 +134,58 @@ def matcher_figures(megabytes: float) -> list[dict[str, Any]]:
     return figures
 
 
-def corpus_figures() -> list[dict[str, Any]]:
-    from tests.quality.test_corpus_quality import CORPUS, MAX_LINES, score_corpus
+def _quality_rows(corpus: str, cases: list[Any], *, use_baseline: bool | None = None) -> list[dict[str, Any]]:
+    """Analyzer, last-80 and last-200 side by side on the same logs, in this run."""
+    from tests.quality import scoring
 
-    figures: list[dict[str, Any]] = []
-    for name, corpus, kind in (
-        ("corpus", CORPUS, "in-sample: the rules were tuned on these logs"),
-        ("holdout", CORPUS.parent / "logs-holdout", "held out: written after tuning, never tuned on"),
-    ):
-        score = score_corpus(corpus=corpus)
-        if not score.cases:
-            continue
-        figures += [
-            {
-                "figure": f"analyzer_{name}_accuracy",
-                "value": round(score.accuracy, 4),
-                "unit": "ratio",
-                "note": f"category accuracy, rules alone, {score.cases} labelled logs; {kind}",
-            },
-            {
-                "figure": f"analyzer_{name}_excerpt_recall",
-                "value": round(score.recall, 4),
-                "unit": "ratio",
-                "note": f"labelled lines in the <= {MAX_LINES}-line excerpt ({score.labelled_lines} lines)",
-            },
-        ]
-    return figures
+    rows = []
+    strategies: list[tuple[str, scoring.Score]] = []
+    if use_baseline is None:
+        strategies.append(("analyzer", scoring.score_analyzer(cases)))
+    else:
+        strategies.append(("analyzer", scoring.score_analyzer(cases, use_baseline=False)))
+        strategies.append(("analyzer+baseline", scoring.score_analyzer(cases, use_baseline=True)))
+    strategies += [("last_80", scoring.score_tail(cases, 80)), ("last_200", scoring.score_tail(cases, 200))]
+    for name, score in strategies:
+        row: dict[str, Any] = {
+            "figure": f"analyzer_quality_{corpus}",
+            "strategy": name,
+            **scoring.figures(score),
+        }
+        row["precision"] = {
+            category: None if (p := score.precision(category)) is None else round(p, 4)
+            for category in sorted({got for _, got in score.confusion})
+        }
+        row["automatic_precision"] = {
+            category: {
+                "precision": None if (p := score.precision(category)) is None else round(p, 4),
+                "said": score.predicted(category),
+            }
+            for category in scoring.AUTOMATIC_CATEGORIES
+        }
+        if name.startswith("analyzer"):
+            row["confusion"] = score.confusion_rows()
+        rows.append(row)
+    return rows
+
+
+def corpus_figures() -> list[dict[str, Any]]:
+    """Excerpt recall, hit rate, category accuracy, confusion and precision on every corpus."""
+    from tests.quality import scoring
+
+    real = scoring.load_cases(scoring.REAL)
+    failing = [case for case in real if case.category != "none"]
+    rows: list[dict[str, Any]] = []
+    rows += _quality_rows("real", failing)
+    rows += _quality_rows("real_dev_half", scoring.split_half(failing, "dev"))
+    rows += _quality_rows("real_check_half", scoring.split_half(failing, "check"))
+    rows += _quality_rows("real_pairs", scoring.load_pairs(), use_baseline=True)
+    rows += _quality_rows("synthetic_in_sample", scoring.load_cases(scoring.SYNTHETIC))
+    rows += _quality_rows("synthetic_holdout", scoring.load_cases(scoring.HOLDOUT))
+    passing = [case for case in real if case.category == "none"]
+    said = scoring.score_analyzer(passing).confusion_rows().get("none", {})
+    rows.append({"figure": "analyzer_quality_real_passing_jobs", "cases": len(passing), "said": said})
+    return rows
 
 
 def run() -> list[dict[str, Any]]:

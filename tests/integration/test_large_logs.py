@@ -47,7 +47,9 @@ async def test_a_large_log_goes_by_reference_and_the_analyzer_reads_it_whole(bus
     from medic.services.analyzer.classify import analyze_failure
 
     verdict = analyze_failure([full_job], knowledge_base=default_knowledge_base("re2"))
-    assert verdict.category is Category.INFRASTRUCTURE
+    assert "network-transient" in verdict.matched_rules
+    # 15,000 clean lines follow the reset, so it is not the failure's last word: no automatic category
+    assert verdict.category is not Category.INFRASTRUCTURE
 
 
 def test_the_inline_budget_keeps_up_to_256_jobs_under_the_max_payload() -> None:

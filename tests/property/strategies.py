@@ -6,10 +6,13 @@ others already trust, and a fix to a strategy helps every test at once.
 
 from __future__ import annotations
 
+import json
 import math
 import string
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -164,6 +167,93 @@ def any_gate_inputs(
     return analysis, policy, draw(max_auto_attempts)
 
 
+# --- safety policy (budgets, breaker, holds, switches, branches) -----------------------
+
+from medic.config import GuardPolicy, Settings  # noqa: E402
+from medic.services.safety_gate.guards import Breaker, Incident, Switches  # noqa: E402
+from medic.services.safety_gate.policy import PolicyState  # noqa: E402
+
+POLICY_NOW = datetime(2026, 11, 29, 15, 30)
+"""A fixed moment: the policy's time-dependent parts (holds, hours) are drawn around it."""
+
+budgets = st.integers(min_value=0, max_value=12)
+branch_names = st.sampled_from(["main", "release/1.2", "feature/x", "dev", "release", ""])
+branch_globs = st.lists(st.sampled_from(["main", "release/*", "hotfix/**", "dev"]), max_size=3).map(tuple)
+
+
+@st.composite
+def guard_policies(draw: st.DrawFn, *, repository: str, kill: st.SearchStrategy[bool] = flags) -> GuardPolicy:
+    return GuardPolicy(
+        repository=repository,
+        organisation=repository.split("/")[0],
+        repository_hourly_budget=draw(budgets),
+        organisation_hourly_budget=draw(budgets),
+        breaker_threshold=draw(st.integers(1, 5)),
+        kill_switch=draw(kill),
+        dry_run=draw(flags),
+        incident_hold=draw(flags),
+        incident_repositories=draw(st.integers(2, 5)),
+        incident_window_minutes=10.0,
+        incident_hold_minutes=30.0,
+        protected_branches=draw(branch_globs),
+        fix_allowed_paths=("**",),
+        fix_denied_paths=(),
+        allow_workflow_edits=draw(flags),
+    )
+
+
+@st.composite
+def policy_states(draw: st.DrawFn, *, repository: str) -> PolicyState:
+    """Any state the policy's store could hold when a failure of ``repository`` is decided."""
+    from datetime import UTC, timedelta
+
+    now = POLICY_NOW.replace(tzinfo=UTC)
+    held = draw(flags)
+    incident = Incident(
+        fingerprint="f",
+        held_until=now + timedelta(minutes=5) if held else None,
+        held_repositories=("a/b", "c/d", "e/f") if held else (),
+    )
+    return PolicyState(
+        guard=draw(guard_policies(repository=repository)),
+        failure_id="failure-under-test",
+        now=now,
+        switches=Switches(kill_switch=draw(flags), dry_run=draw(flags)),
+        breaker=Breaker(repository=repository, open=draw(flags)),
+        incident=incident,
+    )
+
+
+@st.composite
+def stateful_gate_inputs(
+    draw: st.DrawFn,
+) -> tuple[AnalysisCompletedPayload, RepositoryPolicy, int, PolicyState]:
+    analysis = draw(analyses())
+    analysis = analysis.model_copy(update={"branch": draw(branch_names)})
+    policy = draw(repository_policies(repository=analysis.repository))
+    return analysis, policy, draw(max_auto_attempts), draw(policy_states(repository=analysis.repository))
+
+
+overridable = st.one_of(st.none(), st.integers(min_value=0, max_value=1000))
+
+
+@st.composite
+def layered_settings(draw: st.DrawFn) -> tuple[Settings, str, int | None, int | None]:
+    """Settings with a global budget, maybe an organisation's and maybe a repository's."""
+    repository = draw(repositories)
+    owner = repository.split("/")[0]
+    org_value, repo_value = draw(overridable), draw(overridable)
+    settings = Settings(
+        repository_hourly_budget=draw(st.integers(0, 1000)),
+        organisation_configs={owner: {"repository_hourly_budget": org_value}},
+        repository_configs={repository: {"repository_hourly_budget": repo_value}},
+    )
+    return settings, repository, org_value, repo_value
+
+
+replica_schedules = st.lists(st.sampled_from([0, 1]), min_size=1, max_size=80)
+"""Which of two gate replicas takes its next step (read, or compare-and-set) at each turn."""
+
 # The gate's checks, each as the edge where it still passes and the first value where it
 # fails. A check the gate gains (policy, budgets, ...) adds one entry to GATE_CHECKS and
 # every property below exercises it: passing at its edge, and failing alone.
@@ -292,3 +382,67 @@ gate_inputs = st.one_of(
     nothing_to_do_inputs(),
 )
 """A mix in which every outcome (automatic, approval, nothing to do) is common."""
+
+
+# --- redaction ------------------------------------------------------------------------
+
+SECRET_FORMATS: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parents[1] / "data" / "secrets" / "formats.json").read_text()
+)["formats"]
+"""Real-world secret formats (issuer, literal, the lines CI logs print them in)."""
+
+secrets_in_context = st.sampled_from(
+    [(f["secret"], context.format(secret=f["secret"])) for f in SECRET_FORMATS for context in f["contexts"]]
+)
+"""``(secret, line)``: a secret literal and a log line that prints it."""
+
+redaction_fragments = st.sampled_from(
+    [
+        "password=",
+        "token: ",
+        "'",
+        '"',
+        "Bearer ",
+        "Authorization: ",
+        "https://",
+        "u:p@",
+        "[REDACTED:token]",
+        "=",
+        ":",
+        "@",
+        "\n",
+        " ",
+        "-----BEGIN RSA PRIVATE KEY-----\n",
+        "-----END RSA PRIVATE KEY-----",
+        "https://hooks.slack.com/services/",
+    ]
+)
+"""Pieces of the syntax the patterns key on, to provoke overlaps between them."""
+
+redaction_texts = st.lists(
+    st.one_of(redaction_fragments, secrets_in_context.map(lambda pair: pair[1]), st.text(max_size=12)),
+    max_size=25,
+).map("".join)
+"""Hostile text: secrets in their contexts, pattern syntax and noise, concatenated."""
+
+_separators = st.sampled_from([" ", "\n", "\t", " \n", "\r\n"])
+
+
+@st.composite
+def texts_with_secrets(draw: st.DrawFn) -> tuple[str, list[str]]:
+    """Noise and pattern syntax around secret lines, and the literals that must not survive.
+
+    A separator of white space around each secret line keeps noise from legitimately
+    extending a token (``ghp_…x`` + ``yz`` is still one token, and still must go).
+    """
+    parts: list[str] = []
+    secrets: list[str] = []
+    for _ in range(draw(st.integers(min_value=1, max_value=6))):
+        parts.append(
+            draw(st.lists(st.one_of(redaction_fragments, st.text(max_size=12)), max_size=4).map("".join))
+        )
+        secret, line = draw(secrets_in_context)
+        parts.extend([draw(_separators), line, draw(_separators)])
+        secrets.append(secret)
+    parts.append(draw(st.text(max_size=12)))
+    return "".join(parts), secrets

@@ -1,8 +1,10 @@
-"""How well the rules alone explain the labelled corpus (tests/data/logs).
+"""How well the rules explain the synthetic corpora, against baselines computed in the test.
 
-Prints category accuracy and excerpt recall (share of labelled lines that land in the
-excerpt), and holds them above floors set from what was measured, so a rule change
-that makes the analyzer worse fails here, with the misses listed.
+``tests/data/logs`` (193 logs the rules were tuned on: in-sample) and ``tests/data/logs-holdout``
+(50 logs written afterwards, never tuned on). The last 80 lines of each log and the most
+common category (and action) are scored on the same logs in the same run; the analyzer must
+beat them by the stated margins, and stay above floors set from what was measured. An empty
+corpus is a failure (a broken path), never a skip.
 """
 
 from __future__ import annotations
@@ -11,79 +13,86 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
-from medic.services.analyzer.classify import analyze_log
-from medic.services.analyzer.knowledge import default_knowledge_base
-
-CORPUS = Path(__file__).resolve().parents[1] / "data" / "logs"
-MAX_LINES = 80
-ACCURACY_FLOOR = 0.90
-RECALL_FLOOR = 0.95
+from tests.quality.scoring import (
+    HOLDOUT,
+    SYNTHETIC,
+    EmptyCorpus,
+    Score,
+    load_cases,
+    score_analyzer,
+    score_tail,
+)
 
 
 @dataclass(frozen=True)
-class CorpusScore:
-    cases: int
-    correct: int
-    labelled_lines: int
-    recalled_lines: int
-    misses: tuple[str, ...]
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.cases if self.cases else 0.0
-
-    @property
-    def recall(self) -> float:
-        return self.recalled_lines / self.labelled_lines if self.labelled_lines else 0.0
+class Floors:
+    recall: float
+    recall_margin: float
+    """Over the last 80 lines."""
+    accuracy: float
+    accuracy_margin: float
+    """Over the most common category."""
+    action: float
 
 
-def labelled_cases(corpus: Path = CORPUS) -> list[tuple[Path, dict[str, object]]]:
-    cases = []
-    for log in sorted(corpus.glob("*/*.log")):
-        label_file = log.with_suffix(".yaml")
-        if label_file.exists():
-            cases.append((log, yaml.safe_load(label_file.read_text(encoding="utf-8"))))
-    return cases
+# Measured 2026-11-29: in-sample recall 0.988 (last-80 0.960), accuracy 0.917 (constant 0.150),
+# action 0.228 (constant 0.705); holdout recall 0.994 (last-80 0.948), accuracy 0.60
+# (constant 0.24), action 0.22 (constant 0.68). The labelled action is open_fix_pr for most
+# code failures, which the rules never propose (a fix PR needs a person): the action floor
+# holds what is measured and the constant guess is printed beside it, not required beaten.
+FLOORS = {
+    "in-sample": (
+        SYNTHETIC,
+        Floors(recall=0.985, recall_margin=0.02, accuracy=0.91, accuracy_margin=0.6, action=0.22),
+    ),
+    "holdout": (
+        HOLDOUT,
+        Floors(recall=0.99, recall_margin=0.03, accuracy=0.58, accuracy_margin=0.3, action=0.2),
+    ),
+}
 
 
-def score_corpus(*, engine: str = "auto", max_lines: int = MAX_LINES, corpus: Path = CORPUS) -> CorpusScore:
-    knowledge_base = default_knowledge_base(engine)  # type: ignore[arg-type]
-    cases = labelled_cases(corpus)
-    correct = labelled = recalled = 0
-    misses: list[str] = []
-    for log, label in cases:
-        text = log.read_text(encoding="utf-8", errors="replace")
-        analysis = analyze_log(text, knowledge_base=knowledge_base, max_lines=max_lines)
-        wanted = [int(n) for n in label.get("lines", [])]  # type: ignore[attr-defined]
-        shown = {line.line for line in analysis.excerpt}
-        missing = [n for n in wanted if n not in shown]
-        labelled += len(wanted)
-        recalled += len(wanted) - len(missing)
-        name = f"{log.parent.name}/{log.stem}"
-        if analysis.category.value == label["category"]:
-            correct += 1
-        else:
-            misses.append(
-                f"{name}: expected {label['category']}, got {analysis.category.value} "
-                f"{analysis.matched_rules[:4]}"
-            )
-        if missing:
-            misses.append(f"{name}: lines not in excerpt {missing}")
-    return CorpusScore(len(cases), correct, labelled, recalled, tuple(misses))
+def failures_against(score: Score, tail: Score, floors: Floors) -> list[str]:
+    failures = []
+    if score.recall < floors.recall:
+        failures.append(f"recall {score.recall:.3f} < {floors.recall}")
+    if score.recall < tail.recall + floors.recall_margin:
+        failures.append(
+            f"recall {score.recall:.3f} not {floors.recall_margin} above last-80 {tail.recall:.3f}"
+        )
+    if score.accuracy < floors.accuracy:
+        failures.append(f"accuracy {score.accuracy:.3f} < {floors.accuracy}")
+    if score.accuracy < tail.accuracy + floors.accuracy_margin:
+        failures.append(
+            f"accuracy {score.accuracy:.3f} not {floors.accuracy_margin} above constant {tail.accuracy:.3f}"
+        )
+    if score.action_accuracy < floors.action:
+        failures.append(f"action accuracy {score.action_accuracy:.3f} < {floors.action}")
+    return failures
 
 
-def test_corpus_quality_with_rules_alone() -> None:
-    score = score_corpus()
-    if not score.cases:
-        pytest.skip("no labelled corpus yet")
+@pytest.mark.parametrize("corpus", sorted(FLOORS))
+def test_synthetic_corpus_beats_the_trivial_baselines(corpus: str) -> None:
+    path, floors = FLOORS[corpus]
+    cases = load_cases(path)
+    score, tail = score_analyzer(cases), score_tail(cases, 80)
     print(
-        f"\ncorpus: {score.cases} logs; category accuracy {score.accuracy:.1%}; "
-        f"excerpt recall {score.recall:.1%} ({score.recalled_lines}/{score.labelled_lines} lines, "
-        f"<= {MAX_LINES}-line excerpts)"
+        f"\n{corpus}: {score.cases} logs; recall {score.recall:.3f} (last-80 {tail.recall:.3f}); "
+        f"accuracy {score.accuracy:.3f} (constant {tail.accuracy:.3f}); action {score.action_accuracy:.3f} "
+        f"(constant {tail.action_accuracy:.3f})"
     )
-    for miss in score.misses:
-        print("  miss:", miss)
-    assert score.accuracy >= ACCURACY_FLOOR, "\n".join(score.misses)
-    assert score.recall >= RECALL_FLOOR, "\n".join(score.misses)
+    failures = failures_against(score, tail, floors)
+    assert not failures, "\n".join(failures + score.misses)
+
+
+def test_the_tail_itself_does_not_pass_the_in_sample_floors() -> None:
+    """The check can fail: an excerpt that is just the last 80 lines misses the margin."""
+    path, floors = FLOORS["in-sample"]
+    tail = score_tail(load_cases(path), 80)
+    assert any("recall" in failure for failure in failures_against(tail, tail, floors))
+
+
+def test_a_missing_corpus_fails_loudly(tmp_path: Path) -> None:
+    with pytest.raises(EmptyCorpus):
+        load_cases(tmp_path / "nowhere")

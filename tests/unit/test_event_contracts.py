@@ -17,12 +17,13 @@ from medic.events import (
     derive_failure_id,
     utc_now,
 )
+from medic.services.composition import service_roles
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_proto_is_not_stale() -> None:
-    stale = write_contracts(ROOT / "proto", check=True)
+    stale = write_contracts(ROOT / "proto", service_roles(), check=True)
     assert stale == [], f"proto/ is stale ({stale}); run `make proto` and commit"
 
 
@@ -75,10 +76,30 @@ def test_published_versions_keep_every_field_and_type(published: Path) -> None:
         path: (sig, new.get(path)) for path, sig in old.items() if sig != "required" and new.get(path) != sig
     }
     assert not removed_or_retyped, f"breaking change to a published event: {removed_or_retyped}"
-    newly_required = {p for p, s in new.items() if s == "required"} - {
-        p for p, s in old.items() if s == "required"
-    }
+    newly_required = _newly_required(old, new)
     assert not newly_required, f"old events lack these newly required fields: {newly_required}"
+
+
+def _newly_required(old: dict[str, str], new: dict[str, str]) -> set[str]:
+    """Required now, not before, in a part old events have (a new optional part may require its own)."""
+
+    def parent(required: str) -> str:
+        path = required.removesuffix("!required")
+        return path.rsplit(".", 1)[0] if "." in path else ""
+
+    return {
+        p for p, s in new.items() if s == "required" and p not in old and (parent(p) in old or not parent(p))
+    }
+
+
+def test_a_new_optional_part_may_have_required_fields_but_an_old_part_may_not_gain_one() -> None:
+    old = {"payload": "ref:P", "payload.kind": "string", "payload.kind!required": "required"}
+    new_part = {**old, "payload.edits": "array", "payload.edits.path!required": "required"}
+    assert _newly_required(old, new_part) == set()
+    gained = {**old, "payload.cache_key": "string", "payload.cache_key!required": "required"}
+    assert _newly_required(old, gained) == {"payload.cache_key!required"}
+    top = {**old, "actor!required": "required"}
+    assert _newly_required(old, top) == {"actor!required"}
 
 
 def test_the_compatibility_check_catches_a_retyped_field() -> None:

@@ -32,6 +32,13 @@ class RateLimitExhausted(GitHubError):
         super().__init__(message, status=status, route=route)
         self.reset_at = reset_at
 
+    def seconds_until_reset(self, *, now: datetime | None = None, unknown: float = 60.0) -> float:
+        """How long to wait before trying again (a little past the reset, so it has happened)."""
+        if self.reset_at is None:
+            return unknown
+        moment = now or datetime.now(self.reset_at.tzinfo)
+        return max((self.reset_at - moment).total_seconds(), 0.0) + 1.0
+
 
 class GitHubUnavailable(GitHubError):
     """5xx answers, timeouts or connection failures persisted through every retry."""

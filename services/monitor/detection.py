@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from medic.conclusions import run_failed
 from medic.events import (
     FailedJob,
     FailureDetected,
@@ -18,7 +19,7 @@ from medic.events import (
     utc_now,
 )
 from medic.github.client import GitHubClient
-from medic.github.errors import GitHubError
+from medic.github.errors import GitHubError, RateLimitExhausted
 from medic.github.models import Job, WorkflowRun
 from medic.logstore import LogStore, inline_budget
 from medic.redact import redact
@@ -27,7 +28,6 @@ from medic.telemetry import logger
 
 log = logger(__name__)
 
-FAILED = frozenset({"failure", "timed_out", "startup_failure"})
 PASSED = frozenset({"success", "skipped", "neutral"})
 HISTORY_WINDOW = 30
 """Completed runs of the branch looked at for the same commit and its parent: one page."""
@@ -39,9 +39,16 @@ async def failed_jobs(
     *,
     log_tail_bytes: int,
     logs: LogStore | None = None,
+    wait_for_rate_limit: bool = False,
 ) -> list[FailedJob]:
+    """With ``wait_for_rate_limit``, a spent rate limit raises (the caller defers until the reset)
+    instead of reporting the log missing: a failure analysed without its log is a wrong answer."""
     try:
         jobs = await github.list_failed_jobs(run.repository, run.run_id)
+    except RateLimitExhausted:
+        if wait_for_rate_limit:
+            raise
+        return [FailedJob(job_id=0, name="(jobs unavailable)", log_unavailable_reason="jobs: rate limited")]
     except GitHubError as exc:
         return [FailedJob(job_id=0, name="(jobs unavailable)", log_unavailable_reason=f"jobs: {exc}")]
     budget = inline_budget(len(jobs))
@@ -51,6 +58,10 @@ async def failed_jobs(
         try:
             log = await github.fetch_job_log(run.repository, job.id, max_bytes=log_tail_bytes)
             text, reason, truncated = log.text, log.unavailable_reason, log.truncated
+        except RateLimitExhausted as exc:
+            if wait_for_rate_limit:
+                raise
+            text, reason, truncated = "", f"log: {exc}", False
         except GitHubError as exc:
             text, reason, truncated = "", f"log: {exc}", False
         text = redact(text)
@@ -89,7 +100,7 @@ async def complete_partial(github: GitHubClient, run: RunToInspect) -> RunToInsp
         update={
             "run_attempt": run.run_attempt,
             "delivery_id": run.delivery_id,
-            "conclusion": fetched.conclusion if fetched.conclusion in FAILED else "failure",
+            "conclusion": fetched.conclusion if run_failed(fetched.conclusion) else "failure",
             "updated_at": fetched.updated_at if same_attempt and fetched.status == "completed" else None,
         }
     )
@@ -114,7 +125,7 @@ async def run_history(github: GitHubClient, run: RunToInspect) -> RunHistory | N
             )
             same_commit, parent = _branch_history(page.runs, run)
             passed += sum(1 for c in same_commit if c == "success")
-            failed += sum(1 for c in same_commit if c in FAILED)
+            failed += sum(1 for c in same_commit if run_failed(c))
     except (GitHubError, ValueError, KeyError) as exc:
         log.warning("run_history_unavailable", repository=run.repository, run_id=run.run_id, error=str(exc))
         return None
@@ -135,7 +146,7 @@ def _earlier_attempts(jobs: list[Job], attempt: int) -> tuple[int, int]:
     for job in jobs:
         if job.run_attempt < attempt:
             by_attempt.setdefault(job.run_attempt, []).append(job.conclusion)
-    failed = sum(1 for conclusions in by_attempt.values() if any(c in FAILED for c in conclusions))
+    failed = sum(1 for conclusions in by_attempt.values() if any(run_failed(c) for c in conclusions))
     passed = sum(1 for conclusions in by_attempt.values() if all(c in PASSED for c in conclusions))
     return passed, failed
 
@@ -164,23 +175,6 @@ def failure_detected(
         failure_id=failure_id,
         actor="monitor",
         payload=FailureDetectedPayload(
-            repository=run.repository,
-            run_id=run.run_id,
-            run_attempt=run.run_attempt,
-            workflow_name=run.workflow_name,
-            workflow_path=run.workflow_path,
-            event=run.event,
-            branch=run.branch,
-            head_sha=run.head_sha,
-            commit_message=run.commit_message,
-            actor=run.actor,
-            pull_requests=run.pull_requests,
-            html_url=run.html_url,
-            conclusion=run.conclusion,
-            run_started_at=run.run_started_at,
-            detected_at=detected_at or utc_now(),
-            source=run.source,
-            failed_jobs=tuple(jobs),
-            history=history,
+            **run.run_facts(), detected_at=detected_at or utc_now(), failed_jobs=tuple(jobs), history=history
         ),
     )
