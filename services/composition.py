@@ -20,6 +20,7 @@ from medic.contracts import ServiceRole
 from medic.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from medic.github.client import GitHubClient
 from medic.llm.client import ModelClient
+from medic.local_servers import record_nats_url
 from medic.runtime import HOST_PRODUCES, Service, ServiceHost, event_type_name
 
 SANDBOX_GITHUB_PREFIX = "/sandbox/github"
@@ -50,6 +51,7 @@ def start_infrastructure(settings: Settings, data_dir: Path) -> Infrastructure:
             nats = EmbeddedNats.start(data_dir.resolve() / "nats", port=port)
             started.append(nats)
             nats_url = nats.url
+            record_nats_url(data_dir, nats_url)  # `medic audit replay --data-dir` finds it here
         database_url = settings.database_url
         if database_url is None:
             pg = EmbeddedPostgres.start(data_dir.resolve() / "postgres")

@@ -135,7 +135,10 @@ class RunHistory(Frozen):
     parent_commit_conclusion: str | None = None
 
 
-class FailureDetectedPayload(Frozen):
+class WorkflowRunFacts(Frozen):
+    """What GitHub tells of one failed run attempt: the monitor's intake record and
+    FailureDetected both carry exactly these, so they are written once, here."""
+
     repository: str
     run_id: int
     run_attempt: int = Field(ge=1)
@@ -150,10 +153,11 @@ class FailureDetectedPayload(Frozen):
     html_url: str = ""
     conclusion: str = "failure"
     run_started_at: datetime | None = None
-    detected_at: datetime
     source: Literal["webhook", "poll"] = "webhook"
-    failed_jobs: tuple[FailedJob, ...] = ()
-    history: RunHistory | None = None
+
+    def run_facts(self) -> dict[str, Any]:
+        """The shared fields only, to build one model from the other."""
+        return {name: getattr(self, name) for name in WorkflowRunFacts.model_fields}
 
     @field_validator("repository")
     @classmethod
@@ -161,6 +165,12 @@ class FailureDetectedPayload(Frozen):
         if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
             raise ValueError("repository must look like 'owner/name'")
         return value
+
+
+class FailureDetectedPayload(WorkflowRunFacts):
+    detected_at: datetime
+    failed_jobs: tuple[FailedJob, ...] = ()
+    history: RunHistory | None = None
 
 
 class ExcerptLine(Frozen):

@@ -66,7 +66,7 @@ class AnalyzerService(Service):
             history=failure.history,
         )
         has_log = any(job.log_excerpt.strip() for job in jobs)
-        result = _redacted(await self._refine(rules, cacheable=has_log))
+        result = _redacted(await self._refine(rules, repository=failure.repository, cacheable=has_log))
         ack = await self.bus.publish(
             AnalysisCompleted.answering(
                 event,
@@ -79,7 +79,9 @@ class AnalyzerService(Service):
         if not ack.duplicate:
             ANALYSES.labels(result.method.value, result.category.value).inc()
 
-    async def _refine(self, rules: LogAnalysis, *, cacheable: bool = True) -> RefinedAnalysis:
+    async def _refine(
+        self, rules: LogAnalysis, *, repository: str, cacheable: bool = True
+    ) -> RefinedAnalysis:
         """Rules when they are sure; else a cached answer for the fingerprint; else the model.
 
         Without any log text the cache is neither read nor written: a verdict reached without
@@ -88,12 +90,12 @@ class AnalyzerService(Service):
         if is_confident(rules, threshold=CONFIDENCE_THRESHOLD):
             return rules_only(rules)
         assert self._cache is not None
-        cached = await self._cache.get(rules.fingerprint) if cacheable else None
+        cached = await self._cache.get(repository, rules) if cacheable else None
         if cached is not None:
             return cached
         refined = await refine_with_model(rules, client=self.model, confidence_threshold=CONFIDENCE_THRESHOLD)
         if refined.method is AnalysisMethod.MODEL and cacheable:
-            await self._cache.put(refined)
+            await self._cache.put(repository, refined)
         return refined
 
 

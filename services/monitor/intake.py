@@ -10,32 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from medic.bus import DecodeError
-from medic.events import derive_failure_id
+from medic.events import WorkflowRunFacts, derive_failure_id
 from medic.github.models import WorkflowRun
 
 
-class RunToInspect(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+class RunToInspect(WorkflowRunFacts):
+    """A failed run attempt on the intake stream: the run's facts, and how it was seen."""
 
-    repository: str
-    run_id: int
-    run_attempt: int
-    workflow_name: str
-    workflow_path: str = ""
-    event: str = ""
-    branch: str = ""
-    head_sha: str = ""
-    commit_message: str = ""
-    actor: str = ""
-    pull_requests: tuple[int, ...] = ()
-    html_url: str = ""
-    conclusion: str
-    run_started_at: datetime | None = None
     updated_at: datetime | None = None
-    source: Literal["webhook", "poll"] = "webhook"
     delivery_id: str | None = None
     partial: bool = False
     """Only the run's id and attempt are known (a ``workflow_job`` delivery): fetch the rest."""

@@ -88,6 +88,14 @@ class Ignored:
 
 
 def interpret(event_name: str, payload: object, delivery_id: str | None) -> RunToInspect | Ignored:
+    """What a delivery means; :class:`WebhookRejected` when it is malformed, in GitHub's shape or ours."""
+    try:
+        return _interpret(event_name, payload, delivery_id)
+    except ValidationError as exc:  # the run's facts break our own contract (e.g. a bad repository name)
+        raise WebhookRejected(f"malformed {event_name} payload: {_problems(exc)}") from None
+
+
+def _interpret(event_name: str, payload: object, delivery_id: str | None) -> RunToInspect | Ignored:
     if event_name == "ping":
         return Ignored("ping")
     if event_name == "workflow_job":
