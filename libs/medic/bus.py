@@ -90,6 +90,8 @@ class Bucket(StrEnum):
     REMEDIATIONS = "remediations"
     MONITOR_CURSORS = "monitor_cursors"
     MONITOR_DETECTED = "monitor_detected"
+    MONITOR_SENDERS = "monitor_senders"
+    """Repositories that have sent a webhook: the catch-up poll's list."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,7 @@ class Bus:
         ack_wait_seconds: float = 30.0,
         batch_handler: BatchHandler | None = None,
         max_batch: int = 256,
+        decode: Callable[[bytes], Any] = decode_event,
     ) -> Subscription:
         """The service's durable consumer on the event stream (all events when no types given).
 
@@ -228,7 +231,7 @@ class Bus:
             handler=handler,
             stream=t.stream,
             subjects=tuple(t.subject(n) for n in event_types) or (t.events_wildcard,),
-            decode=decode_event,
+            decode=decode,
             max_deliver=max_deliver,
             concurrency=concurrency,
             ack_wait_seconds=ack_wait_seconds,
