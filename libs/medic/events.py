@@ -203,6 +203,8 @@ class AnalysisCompletedPayload(Frozen):
     """Carried from FailureDetected: protected and release branches can need a person."""
     head_sha: str = ""
     """The failing commit, which a fix pull request starts from."""
+    baseline_run_id: int | None = None
+    """The last green run of the same job that the failing log was compared with, if any."""
 
 
 class GateDecidedPayload(Frozen):

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from medic.confidence import NEEDS_A_PERSON, SECOND_OPINION_BELOW
 from medic.events import (
     ActionKind,
     AnalysisMethod,
@@ -44,7 +45,7 @@ from medic.services.analyzer.steps import FailingStep, find_failing_step, step_p
 
 UNKNOWN_CONFIDENCE = 0.2
 UNKNOWN_RISK = 6
-CONFIDENT_THRESHOLD = 0.7
+CONFIDENT_THRESHOLD = SECOND_OPINION_BELOW
 _BATCH_LINES = 4096
 _EVIDENCE_TEXTS = 3
 _FLAKY_ELIGIBLE = frozenset({Category.TEST_FAILURE, Category.TIMEOUT, Category.UNKNOWN, Category.FLAKY_TEST})
@@ -331,7 +332,7 @@ def apply_history(analysis: LogAnalysis, evidence: FlakinessEvidence) -> LogAnal
             "category": Category.FLAKY_TEST,
             "retryable": True,
             "risk": min(analysis.risk, 3) if known else analysis.risk,
-            "confidence": max(analysis.confidence, 0.8) if known else 0.6,
+            "confidence": max(analysis.confidence, 0.8) if known else NEEDS_A_PERSON,
             "proposed_action": ProposedAction(kind=ActionKind.RERUN_FAILED_JOBS),
         }
     return analysis.model_copy(update=changes)
@@ -348,15 +349,28 @@ def analyze_failure(
     knowledge_base: KnowledgeBase,
     history: RunHistory | None = None,
     max_lines: int = DEFAULT_MAX_LINES,
+    baselines: Mapping[int, str] | None = None,
 ) -> LogAnalysis:
     """One verdict for a run with several failed jobs.
+
+    ``baselines`` maps a job id to the log of the last green run of the same job, when one
+    was found: that job's new lines rank first.
 
     The known cause with the highest risk (then confidence) wins, since rerunning cannot
     fix a job that failed for a worse reason. Risk is the highest of all jobs, and an
     unexplained job caps confidence: part of the failure is still unexplained.
     """
+    green = baselines or {}
     analyses = [
-        (job, analyze_log(job.log_excerpt, knowledge_base=knowledge_base, max_lines=max_lines))
+        (
+            job,
+            analyze_log(
+                job.log_excerpt,
+                knowledge_base=knowledge_base,
+                max_lines=max_lines,
+                baseline=green.get(job.job_id),
+            ),
+        )
         for job in jobs
     ]
     if not analyses:
@@ -372,7 +386,7 @@ def analyze_failure(
     confidence = best.confidence
     notes: list[str] = []
     if unexplained and best.category is not Category.UNKNOWN:
-        confidence = min(confidence, 0.6)
+        confidence = min(confidence, NEEDS_A_PERSON)  # a job unexplained: a person looks
         notes.append(f"unexplained jobs: {', '.join(unexplained)}")
     combined = best.model_copy(
         update={
@@ -380,7 +394,7 @@ def analyze_failure(
             "confidence": confidence,
             "matched_rules": tuple(dict.fromkeys(r for _, a in analyses for r in a.matched_rules)),
             "summary": " | ".join(f"{j.name}: {a.summary}" for j, a in analyses),
-            "notes": tuple(notes),
+            "notes": tuple(dict.fromkeys((*notes, *(n for _, a in analyses for n in a.notes)))),
         }
     )
     return apply_history(combined, assess_history(history))
