@@ -22,9 +22,12 @@ from medic.github.client import GitHubClient
 from medic.llm.client import ModelClient
 from medic.local_servers import record_nats_url
 from medic.runtime import HOST_PRODUCES, Service, ServiceHost, event_type_name
+from medic.slack.client import SlackClient
+from medic.slack.pacing import ChannelPacer
 
 SANDBOX_GITHUB_PREFIX = "/sandbox/github"
 SANDBOX_MODEL_PREFIX = "/sandbox/openai"
+SANDBOX_SLACK_PREFIX = "/sandbox/slack"
 
 
 @dataclass
@@ -97,6 +100,7 @@ class Parts:
     github: GitHubClient
     model: ModelClient | None
     closers: list[Callable[[], Any]] = field(default_factory=list)
+    slack: SlackClient | None = None
 
     async def close(self) -> None:
         for close in reversed(self.closers):
@@ -119,7 +123,14 @@ async def open_parts(settings: Settings) -> AsyncIterator[Parts]:
             api_key=settings.model_api_key.get_secret_value(),
             model=settings.model_name,
         )
-    parts = Parts(bus, github, model, closers=[bus.close, github.aclose])
+    slack = None
+    if settings.slack_bot_token is not None:
+        slack = SlackClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            pacer=ChannelPacer(per_second=settings.slack_messages_per_second),
+        )
+    parts = Parts(bus, github, model, closers=[bus.close, github.aclose], slack=slack)
     if model is not None:
         parts.closers.append(model.aclose)
     try:
@@ -138,7 +149,9 @@ def _analyzer(settings: Settings, parts: Parts) -> Service:
     from medic.services.analyzer.knowledge import knowledge_for_settings
     from medic.services.analyzer.service import AnalyzerService
 
-    return AnalyzerService(bus=parts.bus, knowledge_for=knowledge_for_settings(settings), model=parts.model)
+    return AnalyzerService(
+        bus=parts.bus, knowledge_for=knowledge_for_settings(settings), model=parts.model, github=parts.github
+    )
 
 
 def _safety_gate(settings: Settings, parts: Parts) -> Service:
@@ -162,7 +175,7 @@ def _approval(settings: Settings, parts: Parts) -> Service:
 def _notifier(settings: Settings, parts: Parts) -> Service:
     from medic.services.notifier.service import NotifierService
 
-    return NotifierService()
+    return NotifierService(settings=settings, bus=parts.bus, slack=parts.slack)
 
 
 def _projector(settings: Settings, parts: Parts) -> Service:
