@@ -23,12 +23,13 @@ from medic.events import (
     RemediationStartedPayload,
     derive_event_id,
 )
+from medic.github.changes import RepositoryChanges
 from medic.github.client import GitHubClient
 from medic.github.errors import GitHubUnavailable, RateLimitExhausted
 from medic.runtime import Service
 from medic.services.executor.actions import ActionRefused, Target, perform
 from medic.services.executor.intents import IntentState, IntentStore, RemediationIntent
-from medic.services.executor.verification import wait_for_new_attempt
+from medic.services.executor.verification import wait_for_checks, wait_for_new_attempt
 from medic.telemetry import logger
 
 log = logger(__name__)
@@ -63,7 +64,7 @@ def order_from(event: Event) -> Order | None:
             event.event_id,
             event.occurred_at,
             p.action,
-            Target(p.repository, p.run_id),
+            Target(p.repository, p.run_id, event.failure_id, p.reasons),
             None,
         )
     if isinstance(event, ApprovalGranted):
@@ -73,7 +74,7 @@ def order_from(event: Event) -> Order | None:
             event.event_id,
             event.occurred_at,
             g.action,
-            Target(g.repository, g.run_id),
+            Target(g.repository, g.run_id, event.failure_id, approved_by=g.approver),
             g.approver,
         )
     return None
@@ -162,28 +163,41 @@ class ExecutorService(Service):
                 ),
             )
         )
+        checks_ref = None
         if run.run_attempt > intent.baseline_attempt:
             detail = "the action had gone through before a restart"
-        else:
+        else:  # a fix pull request is found again, not reopened, when this repeats after a crash
             try:
-                detail = await perform(order.action, order.target, self.github)
+                performed = await perform(order.action, order.target, self.github)
             except ActionRefused as exc:
                 await self._finish(order, intent, RemediationOutcome.FAILED, str(exc), None)
                 return intent.model_copy(update={"state": IntentState.FINISHED})
-        sent = intent.model_copy(update={"state": IntentState.SENT, "detail": detail})
+            detail, checks_ref = performed.detail, performed.checks_ref
+        sent = intent.model_copy(
+            update={"state": IntentState.SENT, "detail": detail, "checks_ref": checks_ref}
+        )
         await self.intents.put(sent)
         return sent
 
     async def _verify(self, order: Order, intent: RemediationIntent, delivery: Delivery) -> None:
         try:
-            verdict = await wait_for_new_attempt(
-                self.github,
-                intent.repository,
-                intent.run_id,
-                after_attempt=intent.baseline_attempt,
-                within_seconds=self.settings.verify_timeout_seconds,
-                heartbeat=delivery.in_progress,
-            )
+            if intent.checks_ref is not None:  # a fix: its pull request's checks decide
+                verdict = await wait_for_checks(
+                    RepositoryChanges(self.github),
+                    intent.repository,
+                    intent.checks_ref,
+                    within_seconds=self.settings.verify_timeout_seconds,
+                    heartbeat=delivery.in_progress,
+                )
+            else:
+                verdict = await wait_for_new_attempt(
+                    self.github,
+                    intent.repository,
+                    intent.run_id,
+                    after_attempt=intent.baseline_attempt,
+                    within_seconds=self.settings.verify_timeout_seconds,
+                    heartbeat=delivery.in_progress,
+                )
         except (GitHubUnavailable, RateLimitExhausted):
             raise  # transient: redelivered (after the reset, for a rate limit); verification resumes
         outcome = RemediationOutcome.SUCCEEDED if verdict.green else RemediationOutcome.FAILED
