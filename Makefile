@@ -18,7 +18,8 @@ run: $(STAMP)
 	$(BIN)/medic run
 
 # The dashboard's browser test drives Debian's Chromium; as root we install it once (set
-# MEDIC_NO_APT=1 to skip; the test then says it was skipped and why).
+# MEDIC_NO_APT=1 to skip; the test then says it was skipped and why, and with CI=true it fails).
+# -rs prints every skip's reason.
 browser:
 	@command -v chromium >/dev/null 2>&1 || [ -n "$$MEDIC_NO_APT" ] || [ "$$(id -u)" != 0 ] || \
 	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "warning: chromium not installed"
@@ -31,7 +32,7 @@ $(BIN)/helm: deploy/tools/fetch_kube_tools.py | $(STAMP)
 kube-tools: $(BIN)/helm
 
 test: $(STAMP) browser $(BIN)/helm
-	$(BIN)/pytest -q -p no:cacheprovider --basetemp=$$(mktemp -d /tmp/medic-test.XXXXXX)
+	$(BIN)/pytest -q -rs -p no:cacheprovider --basetemp=$$(mktemp -d /tmp/medic-test.XXXXXX)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
@@ -39,6 +40,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy -p medic

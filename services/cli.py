@@ -36,7 +36,7 @@ def run(
     data_dir: Annotated[Path | None, typer.Option(help="Where embedded NATS/PostgreSQL keep data")] = None,
 ) -> None:
     """Start everything in one process: embedded servers and sandboxes unless configured otherwise."""
-    from medic.services.local import run_everything
+    from medic.services.launchers import run_everything
 
     settings = _settings(config, http_port=port, data_dir=data_dir)
     asyncio.run(run_everything(settings, console, resolve_config_path(config)))
@@ -49,7 +49,7 @@ def service(
     port: Annotated[int | None, typer.Option(help="HTTP port (default 8080)")] = None,
 ) -> None:
     """Run one service alone, as a Kubernetes pod does (needs NATS_URL; the projector DATABASE_URL)."""
-    from medic.services.local import run_one
+    from medic.services.launchers import run_one
 
     if name not in composition.SERVICE_NAMES:
         console.print(f"[red]unknown service {name!r}[/red]; known: {', '.join(composition.SERVICE_NAMES)}")
@@ -102,7 +102,7 @@ def proto(
     """Write the event contracts (JSON Schema + AsyncAPI) into proto/."""
     from medic.contracts import write_contracts
 
-    stale = write_contracts(Path("proto"), check=check)
+    stale = write_contracts(Path("proto"), composition.service_roles(), check=check)
     if check and stale:
         console.print(f"[red]proto/ is stale:[/red] {', '.join(stale)}; run `make proto`")
         raise typer.Exit(1)

@@ -16,12 +16,13 @@ from typing import Any
 
 from medic.bus import Bus, Topology
 from medic.config import Settings
+from medic.contracts import ServiceRole
 from medic.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from medic.github.client import GitHubClient
 from medic.llm.client import ModelClient
-from medic.runtime import Service, ServiceHost
+from medic.local_servers import record_nats_url
+from medic.runtime import HOST_PRODUCES, Service, ServiceHost, event_type_name
 
-SERVICE_NAMES = ("monitor", "analyzer", "safety-gate", "executor", "approval", "notifier", "projector")
 SANDBOX_GITHUB_PREFIX = "/sandbox/github"
 SANDBOX_MODEL_PREFIX = "/sandbox/openai"
 
@@ -50,6 +51,7 @@ def start_infrastructure(settings: Settings, data_dir: Path) -> Infrastructure:
             nats = EmbeddedNats.start(data_dir.resolve() / "nats", port=port)
             started.append(nats)
             nats_url = nats.url
+            record_nats_url(data_dir, nats_url)  # `medic audit replay --data-dir` finds it here
         database_url = settings.database_url
         if database_url is None:
             pg = EmbeddedPostgres.start(data_dir.resolve() / "postgres")
@@ -126,50 +128,123 @@ async def open_parts(settings: Settings) -> AsyncIterator[Parts]:
         await parts.close()
 
 
+def _monitor(settings: Settings, parts: Parts) -> Service:
+    from medic.services.monitor.service import MonitorService
+
+    return MonitorService(settings=settings, bus=parts.bus, github=parts.github)
+
+
+def _analyzer(settings: Settings, parts: Parts) -> Service:
+    from medic.services.analyzer.knowledge import knowledge_for_settings
+    from medic.services.analyzer.service import AnalyzerService
+
+    return AnalyzerService(bus=parts.bus, knowledge_for=knowledge_for_settings(settings), model=parts.model)
+
+
+def _safety_gate(settings: Settings, parts: Parts) -> Service:
+    from medic.services.safety_gate.service import SafetyGateService
+
+    return SafetyGateService(settings=settings, bus=parts.bus)
+
+
+def _executor(settings: Settings, parts: Parts) -> Service:
+    from medic.services.executor.service import ExecutorService
+
+    return ExecutorService(settings=settings, bus=parts.bus, github=parts.github)
+
+
+def _approval(settings: Settings, parts: Parts) -> Service:
+    from medic.services.approval.service import ApprovalService
+
+    return ApprovalService(settings=settings, bus=parts.bus)
+
+
+def _notifier(settings: Settings, parts: Parts) -> Service:
+    from medic.services.notifier.service import NotifierService
+
+    return NotifierService()
+
+
+def _projector(settings: Settings, parts: Parts) -> Service:
+    from medic.services.projector.service import ProjectorService
+
+    if settings.database_url is None:
+        raise RuntimeError("the projector needs DATABASE_URL")
+    return ProjectorService.from_settings(settings)
+
+
+def _dashboard(settings: Settings, parts: Parts) -> Service:
+    from medic.services.dashboard.service import DashboardService
+
+    return DashboardService(api_url=settings.dashboard_api_url)
+
+
+BUILDERS: dict[str, Callable[[Settings, Parts], Service]] = {
+    "monitor": _monitor,
+    "analyzer": _analyzer,
+    "safety-gate": _safety_gate,
+    "executor": _executor,
+    "approval": _approval,
+    "notifier": _notifier,
+    "projector": _projector,
+    "dashboard": _dashboard,
+}
+"""Every deployable service by name; imports are local so a pod loads only what it runs."""
+
+SERVICE_NAMES = tuple(BUILDERS)
+
+
 def build_service(name: str, settings: Settings, parts: Parts) -> Service:
-    """One service by name; imports are local so a pod loads only what it runs."""
-    if name == "monitor":
-        from medic.services.monitor.service import MonitorService
-
-        return MonitorService(settings=settings, bus=parts.bus, github=parts.github)
-    if name == "analyzer":
-        from medic.services.analyzer.knowledge import knowledge_for_settings
-        from medic.services.analyzer.service import AnalyzerService
-
-        return AnalyzerService(
-            bus=parts.bus, knowledge_for=knowledge_for_settings(settings), model=parts.model
-        )
-    if name == "safety-gate":
-        from medic.services.safety_gate.service import SafetyGateService
-
-        return SafetyGateService(settings=settings, bus=parts.bus)
-    if name == "executor":
-        from medic.services.executor.service import ExecutorService
-
-        return ExecutorService(settings=settings, bus=parts.bus, github=parts.github)
-    if name == "approval":
-        from medic.services.approval.service import ApprovalService
-
-        return ApprovalService(settings=settings, bus=parts.bus)
-    if name == "notifier":
-        from medic.services.notifier.service import NotifierService
-
-        return NotifierService()
-    if name == "projector":
-        from medic.services.projector.service import ProjectorService
-
-        if settings.database_url is None:
-            raise RuntimeError("the projector needs DATABASE_URL")
-        return ProjectorService.from_settings(settings)
-    raise ValueError(f"unknown service {name!r}; known: {', '.join(SERVICE_NAMES)}")
+    try:
+        builder = BUILDERS[name]
+    except KeyError:
+        raise ValueError(f"unknown service {name!r}; known: {', '.join(SERVICE_NAMES)}") from None
+    return builder(settings, parts)
 
 
 def build_host(
     settings: Settings, parts: Parts, names: tuple[str, ...], mounts: dict[str, Any]
 ) -> ServiceHost:
     services = [build_service(name, settings, parts) for name in names]
-    if "projector" in names:
-        from medic.services.dashboard.service import DashboardService
-
-        services.append(DashboardService())  # beside the query API it reads
     return ServiceHost(settings=settings, bus=parts.bus, services=services, mounts=mounts)
+
+
+def service_classes() -> dict[str, type[Service]]:
+    """Every service's class (imports them all: for contracts and tests, not for a pod)."""
+    from medic.services.analyzer.service import AnalyzerService
+    from medic.services.approval.service import ApprovalService
+    from medic.services.dashboard.service import DashboardService
+    from medic.services.executor.service import ExecutorService
+    from medic.services.monitor.service import MonitorService
+    from medic.services.notifier.service import NotifierService
+    from medic.services.projector.service import ProjectorService
+    from medic.services.safety_gate.service import SafetyGateService
+
+    classes: list[type[Service]] = [
+        MonitorService,
+        AnalyzerService,
+        SafetyGateService,
+        ExecutorService,
+        ApprovalService,
+        NotifierService,
+        ProjectorService,
+        DashboardService,
+    ]
+    return {cls.name: cls for cls in classes}
+
+
+def service_roles() -> dict[str, ServiceRole]:
+    """What each service consumes and produces, by event type name, as the AsyncAPI document shows it."""
+    roles = {
+        name: ServiceRole(
+            consumes=tuple(event_type_name(t) for t in cls.consumes or ()),
+            produces=tuple(event_type_name(t) for t in cls.produces),
+        )
+        for name, cls in service_classes().items()
+    }
+    roles[HOST_ROLE] = ServiceRole(consumes=(), produces=tuple(event_type_name(t) for t in HOST_PRODUCES))
+    return roles
+
+
+HOST_ROLE = "host"
+"""The role of what every service host publishes itself (:data:`medic.runtime.HOST_PRODUCES`)."""

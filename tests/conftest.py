@@ -20,6 +20,26 @@ from medic.bus import Bus, Topology
 from medic.embedded import EmbeddedNats, EmbeddedPostgres
 
 
+def in_ci() -> bool:
+    """``CI=true`` (GitHub Actions and most CI systems set it)."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.requires(available, what)``: a skip on a laptop, a failure in CI.
+
+    A browser or engine missing in CI means the test that needs it checked nothing, and a
+    skip would hide that: with ``CI=true`` it fails instead, naming what is missing.
+    """
+    for mark in item.iter_markers("requires"):
+        available, what = mark.args
+        if available:
+            continue
+        if in_ci():
+            pytest.fail(f"{what} is missing and CI=true: install it, a skip would check nothing")
+        pytest.skip(f"{what} is missing (with CI=true this is a failure)")
+
+
 def _containers_wanted() -> bool:
     return os.environ.get("MEDIC_TEST_CONTAINERS") == "1"
 

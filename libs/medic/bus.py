@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -53,6 +54,7 @@ log = logger(__name__)
 
 __all__ = [
     "BatchHandler",
+    "Bucket",
     "Bus",
     "DecodeError",
     "Deferred",
@@ -74,6 +76,22 @@ async def open_key_value(
         return await js.key_value(bucket)
     except BucketNotFoundError:
         return await js.create_key_value(bucket=bucket, history=history, ttl=ttl)
+
+
+class Bucket(StrEnum):
+    """Every JetStream key-value bucket and object store, named in one place (suffix of the stream)."""
+
+    LOGS = "LOGS"
+    """Object store: log tails too large to ride inside an event (monitor writes, analyzer reads)."""
+    ANALYSIS_CACHE = "analysis_cache"
+    APPROVALS = "approvals"
+    REMEDIATIONS = "remediations"
+    MONITOR_CURSORS = "monitor_cursors"
+    MONITOR_DETECTED = "monitor_detected"
+    POLICY = "policy"
+    """The safety policy's switches, breakers, incident holds and automatic grants."""
+    POLICY_BUDGETS = "policy_budgets"
+    """Hourly budgets of automatic remediations (expire after a few hours)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,9 @@ class Topology:
 
     def dlq_subject(self, service: str) -> str:
         return f"{self.prefix}.dlq.{service}"
+
+    def bucket(self, which: Bucket) -> str:
+        return f"{self.stream}_{which.value}"
 
 
 class Bus:

@@ -189,6 +189,9 @@ class Settings(BaseSettings):
     analyzer_engine: Literal["auto", "hyperscan", "re2"] = "auto"
     """Multi-pattern engine for the rules; ``auto`` prefers hyperscan and falls back to RE2."""
     api_token: SecretStr | None = None
+    dashboard_api_url: str | None = None
+    """Where the dashboard reads the query and approval APIs when it runs alone (``medic service
+    dashboard``); unset: the host it runs in (``medic run``)."""
     """When set, approve/reject over HTTP needs ``Authorization: Bearer <token>``."""
 
     # --- Slack ---

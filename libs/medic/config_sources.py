@@ -65,12 +65,17 @@ class _scoped:
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
 
 
+def mask_url_password(url: str) -> str:
+    """``postgresql://medic:s3cret@db/medic`` -> ``postgresql://medic:********@db/medic``."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", url)
+
+
 def render(value: Any) -> str:
     """A value as shown to an operator; a secret, or a password inside a URL, is masked."""
     if isinstance(value, SecretStr):
         return MASK
     if isinstance(value, str):
-        value = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", value)
+        value = mask_url_password(value)
     if hasattr(value, "model_dump"):
         value = value.model_dump(mode="json", exclude_none=True)
     if isinstance(value, tuple):

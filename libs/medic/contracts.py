@@ -8,6 +8,8 @@ version's schema; a test refuses a change that removes or retypes a published fi
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,16 @@ def event_schemas() -> dict[str, dict[str, Any]]:
     return schemas
 
 
-def asyncapi(topology: Topology | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ServiceRole:
+    """What one service consumes and produces, by event type name (from its declarations)."""
+
+    consumes: tuple[str, ...]
+    produces: tuple[str, ...]
+
+
+def asyncapi(roles: Mapping[str, ServiceRole], topology: Topology | None = None) -> dict[str, Any]:
+    """The AsyncAPI document: channels per event type, operations per service (who sends, who reads)."""
     t = topology or Topology()
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -57,7 +68,14 @@ def asyncapi(topology: Topology | None = None) -> dict[str, Any]:
             "description": f"{name} events, stream {t.stream}",
             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
         }
-        operations[f"publish_{token}"] = {"action": "send", "channel": {"$ref": f"#/channels/{token}"}}
+        for service, role in sorted(roles.items()):
+            for action, names in (("send", role.produces), ("receive", role.consumes)):
+                if name in names:
+                    operations[f"{service.replace('-', '_')}_{action}_{token}"] = {
+                        "action": action,
+                        "channel": {"$ref": f"#/channels/{token}"},
+                        "x-service": service,
+                    }
     channels["dead_letters"] = {
         "address": f"{t.prefix}.dlq.{{service}}",
         "description": f"Events a service could not handle (stream {t.dlq_stream}); headers Medic-Error, "
@@ -78,16 +96,16 @@ def asyncapi(topology: Topology | None = None) -> dict[str, Any]:
     }
 
 
-def rendered() -> dict[str, str]:
+def rendered(roles: Mapping[str, ServiceRole]) -> dict[str, str]:
     files = {f"events/{key}.json": _dump(schema) for key, schema in event_schemas().items()}
-    files["asyncapi.json"] = _dump(asyncapi())
+    files["asyncapi.json"] = _dump(asyncapi(roles))
     return files
 
 
-def write_contracts(root: Path, *, check: bool = False) -> list[str]:
+def write_contracts(root: Path, roles: Mapping[str, ServiceRole], *, check: bool = False) -> list[str]:
     """Write (or with ``check``, compare) proto/; return the stale file names."""
     stale: list[str] = []
-    for name, text in rendered().items():
+    for name, text in rendered(roles).items():
         path = root / name
         if not path.exists() or path.read_text() != text:
             stale.append(name)

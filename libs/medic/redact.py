@@ -14,6 +14,7 @@ accepts), which makes :func:`redact` idempotent.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Final
 
 import re2
@@ -21,21 +22,43 @@ import re2
 MARKER_PREFIX: Final = "[REDACTED:"
 
 _KEY_NAME = r"[A-Za-z0-9_.-]{0,64}"
-_ASSIGN_WORDS = r"(?i:password|passwd|secret|token|api[_-]?key|apikey)"
+_ASSIGN_WORDS = (
+    r"(?i:password|passwd|secret|token|api[_-]?key|apikey|account[_-]?key|shared[_-]?access[_-]?key)"
+)
 _SEP = r"""["']?[ \t]{0,8}[:=][ \t]{0,8}"""
 _BARE_VALUE = r"""[^\s"'`,;&\[\]<>{}()]+"""
+
+_TOKEN_SHAPES: Final[tuple[tuple[str, str], ...]] = (
+    # Recognisable by their shape alone (a documented prefix): replaced whole, wherever they are.
+    ("github_token", r"gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"),
+    ("slack_token", r"(?:xoxe\.)?(?:xox[a-z]|xapp)-[A-Za-z0-9-]{8,}"),
+    ("aws_access_key_id", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
+    ("jwt", r"\beyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"),
+    ("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b"),
+    ("pypi_token", r"\bpypi-AgE[A-Za-z0-9_-]{50,}"),
+    ("gitlab_token", r"\bgl(?:pat|ptt|dt|rt|cbt|soat|ft|imt|agent)-[A-Za-z0-9_-]{20,}"),
+    ("stripe_key", r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{20,}"),
+    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_-]{32,}"),
+    ("openai_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{32,}"),
+    ("google_api_key", r"\bAIza[A-Za-z0-9_-]{35}"),
+    ("huggingface_token", r"\bhf_[A-Za-z]{34}\b"),
+    ("docker_token", r"\bdckr_pat_[A-Za-z0-9_-]{27,}"),
+    ("sendgrid_key", r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b"),
+    ("shopify_token", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b"),
+)
+"""Token formats documented by their issuers (see tests/data/secrets/formats.json)."""
 
 _PATTERNS: Final[tuple[tuple[str, str], ...]] = (
     # A truncated tail may cut the END line off: then everything after BEGIN goes.
     (
         "private_key",
-        r"(?P<private_key>-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY-----(?s:.*?)"
-        r"(?:-----END[A-Z0-9 ]{0,40}PRIVATE KEY-----|\z))",
+        r"(?P<private_key>-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----(?s:.*?)"
+        r"(?:-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|\z))",
     ),
     (
         "url_credentials",
         r"(?P<url_scheme>\b[A-Za-z][A-Za-z0-9+.-]{0,20}://)"
-        r"(?P<url_credentials>[^\s/@:\[\]\"'<>]+:[^\s/@\[\]\"'<>]+)@",
+        r"(?P<url_credentials>[^\s/@:\[\]\"'<>]*:[^\s/@\[\]\"'<>]+)@",
     ),
     (
         "authorization",
@@ -43,13 +66,12 @@ _PATTERNS: Final[tuple[tuple[str, str], ...]] = (
         r"(?i:bearer|basic|token|bot)[ \t]{1,8})(?P<authorization>[A-Za-z0-9._~+/-]+=*)",
     ),
     ("bearer", r"(?P<bearer_prefix>\b(?i:bearer)[ \t]{1,8})(?P<bearer>[A-Za-z0-9._~+/-]{12,}=*)"),
-    ("github_token", r"(?P<github_token>gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"),
-    ("slack_token", r"(?P<slack_token>(?:xox[abps]|xapp)-[A-Za-z0-9-]{8,})"),
-    ("aws_access_key_id", r"(?P<aws_access_key_id>\b(?:AKIA|ASIA)[A-Z0-9]{16}\b)"),
     (
-        "jwt",
-        r"(?P<jwt>\beyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*)",
+        "slack_webhook",
+        r"(?P<slack_webhook_prefix>\bhttps?://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/)"
+        r"(?P<slack_webhook>[A-Za-z0-9_/-]+)",
     ),
+    *((kind, f"(?P<{kind}>{pattern})") for kind, pattern in _TOKEN_SHAPES),
     (
         "aws_secret_access_key",
         r"(?P<aws_secret_key>(?i:aws_secret_access_key)" + _SEP + r"[\"']?)"
@@ -68,15 +90,14 @@ SECRET_KINDS: Final[tuple[str, ...]] = (
     "url_credentials",
     "authorization",
     "bearer",
-    "github_token",
-    "slack_token",
-    "aws_access_key_id",
-    "jwt",
+    "slack_webhook",
+    *(kind for kind, _ in _TOKEN_SHAPES),
     "aws_secret_access_key",
     "password",
     "secret",
     "token",
     "api_key",
+    "access_key",
 )
 """Every ``<kind>`` that can appear in a ``[REDACTED:<kind>]`` marker."""
 
@@ -101,6 +122,8 @@ def _assignment_kind(key: str) -> str:
         return "api_key"
     if "secret" in lowered:
         return "secret"
+    if "key" in lowered:
+        return "access_key"
     return "token"
 
 
@@ -122,6 +145,7 @@ def _replace(match: Any) -> str:
         ("url_credentials", "url_scheme"),
         ("authorization", "auth_prefix"),
         ("bearer", "bearer_prefix"),
+        ("slack_webhook", "slack_webhook_prefix"),
         ("aws_secret_access_key", "aws_secret_key"),
     ):
         if match.start(_GROUP[kind]) >= 0:
@@ -133,7 +157,7 @@ def _replace(match: Any) -> str:
         if value.strip("\"'").startswith(MARKER_PREFIX):
             return f"{key}{sep}{value}"
         return f"{key}{sep}{quote}{_marker(_assignment_kind(key))}{quote}"
-    for kind in ("github_token", "slack_token", "aws_access_key_id", "jwt"):
+    for kind, _ in _TOKEN_SHAPES:
         if match.start(_GROUP[kind]) >= 0:
             return _marker(kind)
     return bytes(match.group(0)).decode()  # unreachable: every alternative names its kind
@@ -142,11 +166,44 @@ def _replace(match: Any) -> str:
 _MAX_PASSES: Final = 6
 
 
+_VALUE_GROUPS: Final = ("assign_value", "bearer", "authorization", "aws_secret_access_key")
+"""Groups that take whatever follows a key word as the value."""
+
+
+def _context_of_next_secret(data: bytes, match: Any) -> int | None:
+    """Where the next secret starts, if what ``match`` took as its value is that secret's context.
+
+    ``password= aws_secret_access_key = X`` or ``Bearer  Authorization: Basic X``: the
+    first key has an empty value and swallows the next key as if it were the value, hiding
+    the real secret behind it. When another secret starts inside the value and runs past
+    its end, the value was that secret's context: leave it, and redact from there.
+    """
+    for name in _VALUE_GROUPS:
+        start = match.start(_GROUP[name])
+        if start >= 0:
+            following = SECRET_PATTERN.search(data, start)
+            if following is not None and following.start() < match.end() < following.end():
+                return int(following.start())
+            return None
+    return None
+
+
+def _secret_matches(data: bytes) -> Iterator[Any]:
+    """Each secret-looking span, left to right, without overlaps."""
+    position = 0
+    while (match := SECRET_PATTERN.search(data, position)) is not None:
+        if (resume := _context_of_next_secret(data, match)) is not None:
+            position = resume
+            continue
+        yield match
+        position = max(match.end(), match.start() + 1)
+
+
 def _redact_once(text: str) -> str:
     data = text.encode("utf-8", "surrogatepass")
     pieces: list[str] = []
     end = 0
-    for match in SECRET_PATTERN.finditer(data):
+    for match in _secret_matches(data):
         pieces.append(data[end : match.start()].decode("utf-8", "surrogatepass"))
         pieces.append(_replace(match))
         end = match.end()
@@ -176,7 +233,7 @@ def redact(text: str) -> str:
 def count_secrets(text: str) -> int:
     """How many secret-looking spans remain (redaction markers themselves do not count)."""
     count = 0
-    for match in SECRET_PATTERN.finditer(text.encode("utf-8", "surrogatepass")):
+    for match in _secret_matches(text.encode("utf-8", "surrogatepass")):
         value = _group(match, "assign_value")
         if value is not None and value.strip("\"'").startswith(MARKER_PREFIX):
             continue

@@ -38,6 +38,9 @@ from medic.events import (
 )
 from medic.telemetry import logger
 
+RELOAD_ACTOR = "config-reload"
+"""The actor of ConfigReloaded: the service host, not any one service."""
+
 log = logger(__name__)
 
 RELOADABLE_KEYS: tuple[str, ...] = (
@@ -213,7 +216,7 @@ class ConfigReloader:
             event_id=derive_event_id(f"config:{old_digest}:{new_digest}", "ConfigReloaded", minute),
             occurred_at=now,
             failure_id=CONFIG_FAILURE_ID,
-            actor="config-reload",
+            actor=RELOAD_ACTOR,
             payload=ConfigReloadedPayload(
                 source=str(self.path),
                 trigger=trigger,

@@ -22,18 +22,32 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from medic.bus import Bus, Delivery, Subscription
 from medic.config import Settings
-from medic.events import Event
+from medic.events import EVENT_TYPES, ConfigReloaded, Envelope, Event
 from medic.telemetry import instrument_app, logger
 
 log = logger(__name__)
 
 
+EVERY_EVENT: tuple[type[Envelope], ...] = EVENT_TYPES
+"""``consumes = EVERY_EVENT``: a reader of the whole log (projector, notifier)."""
+
+HOST_PRODUCES: tuple[type[Envelope], ...] = (ConfigReloaded,)
+"""Published by every service host itself, whatever services it runs (a configuration reload)."""
+
+
 class Service:
-    """Base for the seven services. Subclasses set ``name`` and ``consumes``."""
+    """Base for the services. Subclasses declare ``name``, ``consumes`` and ``produces``.
+
+    The declarations are the service's contract on the bus: the host subscribes to what it
+    consumes, ``medic proto`` writes both into the AsyncAPI document, and a test checks that
+    every consumed event has a producer and that each service publishes only what it declares.
+    """
 
     name: ClassVar[str]
-    consumes: ClassVar[tuple[str, ...] | None] = None
-    """Event types this service's durable consumer reads; ``()`` means all, ``None`` none."""
+    consumes: ClassVar[tuple[type[Envelope], ...] | None] = None
+    """Event types this service's durable consumer reads; ``None``: it has no consumer."""
+    produces: ClassVar[tuple[type[Envelope], ...]] = ()
+    """Event types this service publishes."""
     concurrency: ClassVar[int] = 16
 
     def router(self) -> APIRouter | None:
@@ -53,6 +67,17 @@ class Service:
 
     def ready(self) -> bool:
         return True
+
+
+def consumed_type_names(consumes: tuple[type[Envelope], ...]) -> tuple[str, ...]:
+    """Subject filters for a consumer: ``()`` (the wildcard) for a reader of every event."""
+    if set(consumes) == set(EVERY_EVENT):
+        return ()
+    return tuple(event_type_name(t) for t in consumes)
+
+
+def event_type_name(event_type: type[Envelope]) -> str:
+    return str(event_type.model_fields["event_type"].default)
 
 
 @dataclass
@@ -111,7 +136,7 @@ class ServiceHost:
             sub = self.bus.subscribe(
                 service.name,
                 service.handle,
-                event_types=service.consumes,
+                event_types=consumed_type_names(service.consumes),
                 max_deliver=self.settings.max_deliver,
                 concurrency=service.concurrency,
                 batch_handler=service.handle_batch,

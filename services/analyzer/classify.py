@@ -38,6 +38,7 @@ from medic.services.analyzer.fingerprint import fingerprint
 from medic.services.analyzer.flakiness import FlakinessEvidence, assess_history
 from medic.services.analyzer.knowledge import KnowledgeBase
 from medic.services.analyzer.logtext import CleanLine, Marker, iter_clean_lines
+from medic.services.analyzer.ownership import is_own_module, project_names
 from medic.services.analyzer.rules import Rule
 from medic.services.analyzer.steps import FailingStep, find_failing_step, step_prior
 
@@ -62,6 +63,7 @@ _EARLY_PRIORITY_CAP = 52
 _WARNING_LINE = re.compile(
     r"^\s*(?:\[(?:WARNING|WARN)\]|WARNING:|warning:|npm WARN|W: |\S+:\d+(?::\d+)?: warning:)"
 )
+_MISSING_MODULE_RULE = "python-missing-module"
 _PRIOR_CONFIDENCE = 0.5
 _PRIOR_RISK = 5
 _GENERIC_EXIT = re.compile(
@@ -171,6 +173,7 @@ def _ranked(scan: _Scan, rules: Sequence[Rule]) -> list[int]:
         if rules[i].category not in _AUTOMATIC
         or scan.evidence[i].closeness >= max(_AUTOMATIC_CLOSENESS, nearest - _AUTOMATIC_SLACK)
     ]
+    eligible = _missing_module_verdict(scan, rules, eligible)
     return sorted(
         eligible,
         key=lambda i: (
@@ -179,6 +182,23 @@ def _ranked(scan: _Scan, rules: Sequence[Rule]) -> list[int]:
             scan.evidence[i].first_line,
         ),
     )
+
+
+def _missing_module_verdict(scan: _Scan, rules: Sequence[Rule], eligible: list[int]) -> list[int]:
+    """A missing module of the project's own is a code failure (the rule is dropped); a missing
+    third-party package explains the test failure it caused (it is heard as the step's end)."""
+    module_rules = [i for i in eligible if rules[i].name == _MISSING_MODULE_RULE]
+    if not module_rules:
+        return eligible
+    found = scan.evidence[module_rules[0]]
+    names = project_names(line.text for line in scan.lines[scan.step.start : scan.step.end + 1])
+    verdict = next((v for v in (is_own_module(text, names) for text in found.texts) if v is not None), None)
+    if verdict is True:  # the first missing module, as a triager reads it
+        return [i for i in eligible if i not in module_rules]
+    if verdict is False:
+        nearest = max(scan.evidence[i].closeness for i in eligible)
+        found.closeness = max(found.closeness, nearest)
+    return eligible
 
 
 def _priority(rule: Rule, found: _RuleEvidence) -> int:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from medic.events import Category, ExcerptLine
+from medic.services.analyzer.fingerprint import normalise_line
 from medic.services.analyzer.logtext import CleanLine, Marker, iter_clean_lines
 from medic.services.analyzer.matcher import Matcher
 from medic.services.analyzer.rules import Rule
@@ -31,6 +32,7 @@ CONTEXT_BEFORE = 2
 CONTEXT_AFTER = 3
 STRONG = 2.5
 """Anchors at least this heavy are shown before any block's context."""
+REPEAT_DAMPING = 0.2
 DISTANCE_SCALE = 250.0
 """A block this many lines before the step's end counts half as much as one at the end."""
 
@@ -105,8 +107,15 @@ class Block:
     score: float
 
 
-def blocks(weights: Mapping[int, float], step: FailingStep) -> list[Block]:
-    """Anchor blocks inside the failing step, the best first."""
+def blocks(
+    weights: Mapping[int, float], step: FailingStep, lines: Sequence[CleanLine] | None = None
+) -> list[Block]:
+    """Anchor blocks inside the failing step, the best first.
+
+    A block that repeats an earlier one (the same strongest line, numbers aside: 30 tests
+    failing the same way, 13 modules failing to import) is read once, where it first
+    appears: the first occurrence takes the group's best score, the repeats a fraction.
+    """
     inside = sorted(i for i, w in weights.items() if step.start <= i <= step.end and w > 0)
     found: list[Block] = []
     group: list[int] = []
@@ -117,7 +126,28 @@ def blocks(weights: Mapping[int, float], step: FailingStep) -> list[Block]:
         if group:
             found.append(_block(group, weights, step))
         group = [index] if index is not None else []
+    if lines is not None:
+        found = _first_of_repeats(found, weights, lines)
     return sorted(found, key=lambda b: (-b.score, -b.last))
+
+
+def _first_of_repeats(
+    found: list[Block], weights: Mapping[int, float], lines: Sequence[CleanLine]
+) -> list[Block]:
+    groups: dict[str, list[int]] = {}
+    for position, block in enumerate(found):
+        strongest = max(block.anchors, key=lambda i: (weights[i], -i))
+        groups.setdefault(normalise_line(lines[strongest].text[:300]), []).append(position)
+    rescored = list(found)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        best = max(found[m].score for m in members)
+        first, *repeats = members
+        rescored[first] = replace(found[first], score=best)
+        for member in repeats:
+            rescored[member] = replace(found[member], score=found[member].score * REPEAT_DAMPING)
+    return rescored
 
 
 def _block(group: list[int], weights: Mapping[int, float], step: FailingStep) -> Block:
@@ -143,7 +173,7 @@ def select_lines(
         : min(TAIL_LINES, max_lines)
     ]
     chosen.update(tail)
-    ranked = blocks({i: w for i, w in weights.items() if i != step.end}, step)
+    ranked = blocks({i: w for i, w in weights.items() if i != step.end}, step, lines)
     for block in ranked:  # first the strong lines of the best blocks, so a list stays whole
         strong = [i for i in block.anchors if weights[i] >= STRONG and i not in chosen]
         if not _add(chosen, strong, max_lines):

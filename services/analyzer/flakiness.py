@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from medic.conclusions import run_failed
 from medic.events import RunHistory
-
-_FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "startup_failure"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +38,7 @@ def assess_history(history: RunHistory | None) -> FlakinessEvidence:
             "between a green and a red run"
         )
     parent = (history.parent_commit_conclusion or "").lower()
-    parent_fails = parent in _FAILED_CONCLUSIONS
+    parent_fails = run_failed(parent)
     if parent_fails:
         notes.append(
             f"not the PR's fault: the parent commit fails too (conclusion: {parent}), "

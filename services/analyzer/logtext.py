@@ -37,6 +37,13 @@ _ANSI = re.compile(
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _TIMESTAMP = re.compile(r"^\ufeff?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z ?")
+_TOOL_PREFIX = re.compile(
+    r"#\d{1,4} \d{1,6}\.\d{1,3} "  # BuildKit: "#19 22.32 [ERROR] …"
+    r"|\[task \d{4}-\d\d-\d\dT[\d:.]{1,20}Z\] "  # Taskcluster
+    r"|[A-Za-z][\w.-]{0,40}\s{1,20}\| "  # docker compose: "test_1  | npm ERR! …"
+)
+"""What a wrapper prepends to the tool's own line; rules and shapes read the tool's line."""
+_PREFIX_HEADS = frozenset("#[ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _HASH_COMMAND = re.compile(r"^##\[(group|endgroup|error|warning|notice|debug|section|command)\]")
 _COLON_COMMAND = re.compile(r"^::(group|endgroup|error|warning|notice|debug)(?: [^:]{0,500})?::")
 
@@ -107,7 +114,13 @@ def _strip_decoration(raw: str) -> str:
             text = _last_overwrite(text)
         text = _CONTROL.sub("", text.replace("\t", "    "))
     stamp = _TIMESTAMP.match(text)
-    return text[stamp.end() :] if stamp else text
+    if stamp:
+        text = text[stamp.end() :]
+    if text[:1] in _PREFIX_HEADS:
+        prefix = _TOOL_PREFIX.match(text)
+        if prefix:
+            text = text[prefix.end() :]
+    return text
 
 
 def _last_overwrite(text: str) -> str:

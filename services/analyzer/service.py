@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from prometheus_client import Counter
 
-from medic.bus import Bus, Delivery
+from medic.bus import Bucket, Bus, Delivery
 from medic.events import AnalysisCompleted, AnalysisMethod, Event, FailedJob, FailureDetected
 from medic.llm.client import ModelClient
 from medic.logstore import LogNotFound, LogStore
@@ -24,7 +24,8 @@ CONFIDENCE_THRESHOLD = 0.7
 
 class AnalyzerService(Service):
     name = "analyzer"
-    consumes = ("FailureDetected",)
+    consumes = (FailureDetected,)
+    produces = (AnalysisCompleted,)
     concurrency = 4  # CPU-bound scanning; more would only queue on two cores
 
     def __init__(
@@ -38,8 +39,8 @@ class AnalyzerService(Service):
         self._logs: LogStore | None = None
 
     async def start(self) -> None:
-        self._cache = await AnalysisCache.open(self.bus.js, f"{self.bus.topology.stream}_analysis_cache")
-        self._logs = await LogStore.open(self.bus.js, f"{self.bus.topology.stream}_LOGS")
+        self._cache = await AnalysisCache.open(self.bus.js, self.bus.topology.bucket(Bucket.ANALYSIS_CACHE))
+        self._logs = await LogStore.open(self.bus.js, self.bus.topology.bucket(Bucket.LOGS))
 
     async def _with_full_log(self, job: FailedJob) -> FailedJob:
         """The job with its whole bounded tail when the event carried only part of it."""

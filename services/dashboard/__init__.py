@@ -4,6 +4,6 @@ It reads only the public JSON API (``/api/metrics/summary``, ``/api/failures``, 
 ``/api/approvals``), so it can sit in the all-in-one host or in front of split pods alike.
 """
 
-from .views import router
+from medic.services.dashboard.views import router
 
 __all__ = ["router"]

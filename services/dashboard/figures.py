@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .source import Snapshot
+from medic.services.dashboard.source import Snapshot
 
 FINISHED = ("remediated", "remediation_failed")
 RESOLUTION_BUCKETS: tuple[tuple[float, str], ...] = (

@@ -7,7 +7,7 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .figures import parse_time
+from medic.services.dashboard.figures import parse_time
 
 NONE = "—"
 

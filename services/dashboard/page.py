@@ -8,8 +8,8 @@ from string import Template
 from typing import Any
 from urllib.parse import quote
 
-from .figures import Figures, Share
-from .markup import esc, fmt_rate, fmt_seconds, fmt_time, meter, table, time_cell
+from medic.services.dashboard.figures import Figures, Share
+from medic.services.dashboard.markup import esc, fmt_rate, fmt_seconds, fmt_time, meter, table, time_cell
 
 APPROVAL_HEADERS = (
     "Requested",

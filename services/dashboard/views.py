@@ -15,9 +15,9 @@ import httpx
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from .figures import Figures, build_figures
-from .page import render_page
-from .source import read_snapshot
+from medic.services.dashboard.figures import Figures, build_figures
+from medic.services.dashboard.page import render_page
+from medic.services.dashboard.source import read_snapshot
 
 STATIC_PREFIX = "/static/dashboard"
 STATIC_TYPES = {

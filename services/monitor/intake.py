@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from medic.bus import DecodeError
+from medic.events import derive_failure_id
 from medic.github.models import WorkflowRun
 
 
@@ -40,9 +41,14 @@ class RunToInspect(BaseModel):
     """Only the run's id and attempt are known (a ``workflow_job`` delivery): fetch the rest."""
 
     @property
-    def dedup_key(self) -> str:
-        """Same run attempt, same key: webhook and poll of one attempt are recorded once."""
-        return f"{self.repository.lower()}#{self.run_id}#{self.run_attempt}"
+    def failure_id(self) -> str:
+        """Same run attempt, same id: webhook and poll of one attempt are recorded once."""
+        return derive_failure_id(self.repository, self.run_id, self.run_attempt)
+
+    @property
+    def label(self) -> str:
+        """For people: ``owner/name#run#attempt``."""
+        return f"{self.repository}#{self.run_id}#{self.run_attempt}"
 
 
 def decode_run(data: bytes) -> RunToInspect:

@@ -23,14 +23,14 @@ from datetime import datetime, timedelta
 
 from prometheus_client import Counter, Gauge
 
+from medic.conclusions import run_failed
 from medic.events import utc_now
 from medic.github.client import ACCOUNT_NAME, GitHubClient
 from medic.github.errors import GitHubError, RateLimitExhausted
 from medic.github.models import RunsPage, WorkflowRun
 from medic.services.monitor.allowlist import RepositoryAllowlist
-from medic.services.monitor.cursors import Cursor, PollState
 from medic.services.monitor.intake import RunToInspect, from_workflow_run
-from medic.services.monitor.webhooks import FAILED_CONCLUSIONS
+from medic.services.monitor.store import Cursor, PollState
 from medic.telemetry import logger
 
 log = logger(__name__)
@@ -59,7 +59,7 @@ def advance(
         run
         for run in page.runs
         if run.status == "completed"
-        and run.conclusion in FAILED_CONCLUSIONS
+        and run_failed(run.conclusion)
         and (run.updated_at > since or (run.updated_at == since and _key(run) not in boundary))
     ]
     newest = max([since, *(run.updated_at for run in page.runs)])

@@ -11,9 +11,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from medic.conclusions import run_failed
 from medic.services.monitor.intake import RunToInspect
-
-FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "startup_failure"})
 
 
 class _Loose(BaseModel):
@@ -102,7 +101,7 @@ def interpret(event_name: str, payload: object, delivery_id: str | None) -> RunT
     run = parsed.workflow_run
     if parsed.action != "completed":
         return Ignored(f"action {parsed.action!r}")
-    if run.conclusion not in FAILED_CONCLUSIONS:
+    if not run_failed(run.conclusion):
         return Ignored(f"conclusion {run.conclusion!r}")
     return RunToInspect(
         repository=parsed.repository.full_name,
@@ -139,7 +138,7 @@ def _interpret_job(payload: object, delivery_id: str | None) -> RunToInspect | I
     job = parsed.workflow_job
     if parsed.action != "completed":
         return Ignored(f"action {parsed.action!r}")
-    if job.conclusion not in FAILED_CONCLUSIONS:
+    if not run_failed(job.conclusion):
         return Ignored(f"conclusion {job.conclusion!r}")
     return RunToInspect(
         repository=parsed.repository.full_name,

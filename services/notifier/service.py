@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from medic.bus import Delivery
 from medic.events import Event
-from medic.runtime import Service
+from medic.runtime import EVERY_EVENT, Service
 from medic.services.notifier.render import describe
 from medic.telemetry import logger
 
@@ -15,7 +15,7 @@ log = logger(__name__)
 
 class NotifierService(Service):
     name = "notifier"
-    consumes = ()
+    consumes = EVERY_EVENT
 
     def __init__(self, *, write: Callable[[str], None] | None = None) -> None:
         self.write = write or (lambda line: log.info("stage", line=line))

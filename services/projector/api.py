@@ -21,10 +21,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from medic.events import EVENT_TYPE_NAMES
-
-from .metrics import metrics_summary
-from .projection import FailureState
-from .queries import (
+from medic.services.projector.metrics import metrics_summary
+from medic.services.projector.projection import FailureState
+from medic.services.projector.queries import (
     MAX_LIMIT,
     AuditFilter,
     CursorError,

@@ -11,7 +11,9 @@ Exit codes: 0 fine, 1 the check failed (views differ, chain broken), 2 cannot ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -23,10 +25,11 @@ from rich.table import Table
 from medic.bus import Bus, Topology
 from medic.config import ConfigError, Settings, load_settings
 from medic.db import DatabaseError, connect_pool, quote_schema
-
-from .chain import VerifyResult, verify_chain
-from .migrations import MigrationError, migrate
-from .replay import ReplayError, ReplayReport, replay
+from medic.embedded import EmbeddedStartError
+from medic.local_servers import embedded_bus, embedded_database
+from medic.services.projector.chain import VerifyResult, verify_chain
+from medic.services.projector.migrations import MigrationError, migrate
+from medic.services.projector.replay import ReplayError, ReplayReport, replay
 
 audit_app = typer.Typer(help="Audit trail: rebuild it from the event stream, prove it was not edited.")
 db_app = typer.Typer(help="The projector's PostgreSQL schema.")
@@ -46,16 +49,41 @@ def _audit_group() -> None:
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML config file (else MEDIC_CONFIG)")]
 
 
-def _settings(config: Path | None) -> Settings:
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Without DATABASE_URL/NATS_URL: the embedded servers' directory of `medic run` (default .medic)",
+    ),
+]
+
+
+def _settings(config: Path | None, data_dir: Path | None = None) -> Settings:
     try:
-        settings = load_settings(config, os.environ.get("MEDIC_CONFIG"))
+        settings = load_settings(config, os.environ.get("MEDIC_CONFIG"), data_dir=data_dir)
     except ConfigError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    if not settings.database_url:
-        console.print("[red]DATABASE_URL is not set: the projector's database is unknown[/red]")
-        raise typer.Exit(2)
     return settings
+
+
+@contextlib.contextmanager
+def _servers(settings: Settings, *, bus: bool = False) -> Iterator[Settings]:
+    """The settings with a database (and a bus) to use: the configured ones, else the embedded
+    servers of the data directory, shared with a running ``medic run`` or started for the command."""
+    with contextlib.ExitStack() as stack:
+        updates: dict[str, str] = {}
+        try:
+            if not settings.database_url:
+                updates["database_url"] = stack.enter_context(embedded_database(settings.data_dir))
+            if bus and not settings.nats_url:
+                updates["nats_url"] = stack.enter_context(embedded_bus(settings.data_dir))
+        except (EmbeddedStartError, OSError) as exc:
+            console.print(f"[red]cannot start the embedded servers in {settings.data_dir}:[/red] {exc}")
+            raise typer.Exit(2) from None
+        if updates:
+            console.print(f"using the embedded servers in {settings.data_dir.resolve()}", style="dim")
+        yield settings.model_copy(update=updates)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -64,9 +92,13 @@ def _fail(exc: Exception) -> typer.Exit:
 
 
 @db_app.command("migrate")
-def db_migrate(config: ConfigOption = None) -> None:
+def db_migrate(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
     """Apply the schema migrations that are missing (safe to run from several replicas)."""
-    settings = _settings(config)
+    with _servers(_settings(config, data_dir)) as settings:
+        _migrate(settings)
+
+
+def _migrate(settings: Settings) -> None:
 
     async def run() -> list[str]:
         pool = await connect_pool(str(settings.database_url), settings.db_schema, max_size=1)
@@ -83,9 +115,13 @@ def db_migrate(config: ConfigOption = None) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify(config: ConfigOption = None) -> None:
+def audit_verify(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
     """Walk the hash chain; name the first altered, inserted or deleted audit row."""
-    settings = _settings(config)
+    with _servers(_settings(config, data_dir)) as settings:
+        _verify(settings)
+
+
+def _verify(settings: Settings) -> None:
 
     async def run() -> VerifyResult:
         pool = await connect_pool(str(settings.database_url), settings.db_schema, max_size=1)
@@ -125,9 +161,14 @@ def audit_replay(
     ] = None,
     replace: Annotated[bool, typer.Option(help="drop the target schema first if it exists")] = False,
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Rebuild every view from stream sequence 1 into a fresh schema and compare it with the live one."""
-    settings = _settings(config)
+    with _servers(_settings(config, data_dir), bus=True) as settings:
+        _replay_command(settings, until, target, replace=replace)
+
+
+def _replay_command(settings: Settings, until: str | None, target: str | None, *, replace: bool) -> None:
     until_at = _parse_until(until)
     target_schema = target or f"{settings.db_schema}_replay"
     if target_schema == settings.db_schema:

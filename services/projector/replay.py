@@ -23,10 +23,9 @@ from nats.js import api as js_api
 from medic.bus import Bus
 from medic.db import connect_pool
 from medic.events import Event, decode_event
-
-from .instruments import PROJECTION_BATCH
-from .migrations import migrate
-from .store import apply_events
+from medic.services.projector.instruments import PROJECTION_BATCH
+from medic.services.projector.migrations import migrate
+from medic.services.projector.store import apply_events
 
 DIGEST_QUERIES: dict[str, str] = {
     "audit_log": "SELECT (event_id, occurred_at, actor, action, outcome, failure_id, repository,"

@@ -16,20 +16,19 @@ from medic.bus import Delivery
 from medic.config import Settings
 from medic.db import connect_pool
 from medic.events import Event
-from medic.runtime import Service
+from medic.runtime import EVERY_EVENT, Service
+from medic.services.projector.api import build_router
+from medic.services.projector.instruments import PROJECTED_EVENTS, PROJECTION_BATCH, PROJECTION_LAG
+from medic.services.projector.migrations import migrate
+from medic.services.projector.store import CONSUMER, apply_events
 from medic.telemetry import logger
-
-from .api import build_router
-from .instruments import PROJECTED_EVENTS, PROJECTION_BATCH, PROJECTION_LAG
-from .migrations import migrate
-from .store import CONSUMER, apply_events
 
 log = logger(__name__)
 
 
 class ProjectorService(Service):
     name: ClassVar[str] = CONSUMER
-    consumes: ClassVar[tuple[str, ...] | None] = ()
+    consumes = EVERY_EVENT
     concurrency: ClassVar[int] = 1
     """One at a time: the audit chain then follows stream order, which is causal order per failure."""
 

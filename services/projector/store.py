@@ -16,9 +16,8 @@ from typing import Any
 
 from medic.db import Conn
 from medic.events import Event
-
-from .chain import row_hash
-from .projection import FailureChange, Projection, project
+from medic.services.projector.chain import row_hash
+from medic.services.projector.projection import FailureChange, Projection, project
 
 CONSUMER = "projector"
 _COPY_THRESHOLD = 16

@@ -13,6 +13,7 @@ from medic.events import (
     Event,
     GateDecided,
     GateDecidedPayload,
+    PolicyChanged,
     RemediationFinished,
     RemediationOutcome,
     utc_now,
@@ -27,8 +28,8 @@ DECISIONS = Counter("medic_gate_decisions_total", "Gate decisions by outcome", [
 
 class SafetyGateService(Service):
     name = "safety-gate"
-    consumes = ("AnalysisCompleted", "RemediationFinished")
-    produces = ("GateDecided", "PolicyChanged")
+    consumes = (AnalysisCompleted, RemediationFinished)
+    produces = (GateDecided, PolicyChanged)
 
     def __init__(self, *, settings: Settings, bus: Bus) -> None:
         self.settings = settings
@@ -42,7 +43,7 @@ class SafetyGateService(Service):
         return self._gate
 
     async def start(self) -> None:
-        store = await PolicyStore.open(self.bus.js, self.bus.topology.stream)
+        store = await PolicyStore.open(self.bus.js, self.bus.topology)
         self._gate = Gate(lambda: self.settings, store)
 
     def ready(self) -> bool:

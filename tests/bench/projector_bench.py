@@ -27,7 +27,7 @@ from medic.bus import Bus, Topology
 from medic.db import connect_pool
 from medic.events import Envelope, encode_event
 from medic.services.projector.replay import replay
-from medic.services.projector.synthetic import PATHS, failure_history
+from tests.event_histories import PATHS, failure_history
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 _CHUNK = 20_000

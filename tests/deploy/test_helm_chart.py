@@ -123,8 +123,12 @@ def test_production_values_scale_ingress_and_replicate_the_stream(tmp_path: Path
     assert backends == {
         "/webhooks": "medic-ci-medic-monitor",
         "/api/approvals": "medic-ci-medic-approval",
-        "/": "medic-ci-medic-projector",
+        "/api": "medic-ci-medic-projector",
+        "/api/dashboard": "medic-ci-medic-dashboard",
+        "/": "medic-ci-medic-dashboard",
     }
+    dashboard_env = {e["name"]: e.get("value") for e in docs_env(docs, "medic-ci-medic-dashboard")}
+    assert dashboard_env["MEDIC_DASHBOARD_API_URL"] == "https://ci-medic.acme.example"
     env = {e["name"]: e.get("value") for e in docs_env(docs, "medic-ci-medic-executor")}
     assert env["MEDIC_STREAM_REPLICAS"] == "3"
 

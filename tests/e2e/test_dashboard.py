@@ -24,7 +24,7 @@ from tests.pipeline import Pipeline, running_pipeline
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs {CHROMIUM}: apt-get install -y chromium"),
+    pytest.mark.requires(Path(CHROMIUM).exists(), f"{CHROMIUM} (apt-get install -y chromium)"),
 ]
 
 CHROMIUM_ARGS = [

@@ -9,6 +9,7 @@ import pytest
 from medic.bus import Topology
 from medic.sandbox.simulate import simulate
 from tests.pipeline import SETTLED, running_pipeline
+from tests.unit.test_service_contracts import undeclared_publications
 
 pytestmark = pytest.mark.e2e
 
@@ -32,9 +33,14 @@ async def test_twenty_simulated_failures_settle_with_their_trail(
         failures = (await pipeline.http.get(f"{pipeline.url}/api/failures", params={"limit": 100})).json()
         ids = [f["failure_id"] for f in failures["items"]]
         assert len(ids) == 20
+        published: list[tuple[str, str]] = []
         for failure_id in ids:
-            actions = [row["action"] for row in await pipeline.audit(failure_id)]
+            rows = await pipeline.audit(failure_id)
+            actions = [row["action"] for row in rows]
             assert actions[:3] == ["FailureDetected", "AnalysisCompleted", "GateDecided"], actions
+            published += [(row["actor"], row["action"]) for row in rows]
+        assert len(published) >= 60
+        assert undeclared_publications(published) == [], "a service published what it does not declare"
 
 
 async def test_approving_a_pending_failure_runs_its_remediation(

@@ -24,6 +24,7 @@ from medic.sandbox.github import SandboxGitHub, create_sandbox_github
 from medic.sandbox.github_store import Run
 from medic.services.monitor.service import MonitorService
 from medic.services.monitor.signature import sign
+from tests.waiting import wait_until_caught_up
 
 SECRET = "monitor-test-secret"
 FAST_POLL_MINUTES = 0.4 / 60
@@ -125,6 +126,15 @@ async def wait_for_detected(bus: Bus, count: int, *, within: float = 10.0) -> li
         if len(events) >= count or asyncio.get_running_loop().time() > deadline:
             return events
         await asyncio.sleep(0.2)
+
+
+async def intake_settled(bus: Bus) -> None:
+    """Wait until the monitor has inspected everything recorded so far.
+
+    The positive signal before asserting that nothing more was detected: every run on the
+    intake stream has been settled by the monitor's consumer (reported, or found reported).
+    """
+    await wait_until_caught_up(bus, "monitor-intake", stream=f"{bus.topology.stream}_INTAKE")
 
 
 def attempts(events: list[FailureDetected]) -> list[tuple[str, int, int]]:

@@ -31,7 +31,7 @@ from medic.events import (
 from medic.runtime import HttpServer, ServiceHost
 from medic.services.approval.records import ApprovalRecord, ApprovalStatus, approval_id_for
 from medic.services.approval.service import ApprovalService
-from medic.services.approval.store import ApprovalStore
+from medic.services.approval.store import open_approvals
 
 REPO = "octo-org/billing-api"
 RERUN = ProposedAction(kind=ActionKind.RERUN_FAILED_JOBS)
@@ -203,8 +203,8 @@ async def test_approve_publishes_granted_with_approver_and_action(start_approval
     assert granted.payload.action == RERUN
     assert (granted.payload.repository, granted.payload.run_id) == (REPO, 7)
     assert granted.payload.comment == "flaky, go"
-    found = await approvals.service.store.get(approval_id)
-    assert found is not None and found[0].published is True
+    found = await approvals.service.desk.store.get(approval_id)
+    assert found is not None and found.record.published is True
 
 
 async def test_reject_publishes_rejected_with_reason(start_approvals: StartApprovals) -> None:
@@ -230,8 +230,8 @@ async def test_second_decision_is_409(start_approvals: StartApprovals, second: s
     assert again.status_code == 409
     assert "already granted" in again.json()["detail"]
     assert await decision_count(approvals.bus) == 1
-    found = await approvals.service.store.get(approval_id)
-    assert found is not None and found[0].decided_by == "alice"
+    found = await approvals.service.desk.store.get(approval_id)
+    assert found is not None and found.record.decided_by == "alice"
 
 
 async def test_concurrent_approve_and_reject_give_one_decision(start_approvals: StartApprovals) -> None:
@@ -281,8 +281,8 @@ async def test_malformed_bodies_are_refused_and_decide_nothing(start_approvals: 
         # 422 for a body that breaks the schema; 400 for bytes that are not even text
         assert response.status_code in (400, 422), (body, response.text)
     assert await decision_count(approvals.bus) == 0
-    found = await approvals.service.store.get(approval_id)
-    assert found is not None and found[0].status is ApprovalStatus.PENDING
+    found = await approvals.service.desk.store.get(approval_id)
+    assert found is not None and found.record.status is ApprovalStatus.PENDING
     ok = await approvals.http.post(f"/api/approvals/{approval_id}/approve", json={"approver": "alice"})
     assert ok.status_code == 200  # the refusals left the approval decidable
 
@@ -332,8 +332,8 @@ async def test_undecided_request_expires_and_cannot_be_approved_after(
     assert response.status_code == 409
     assert await count(approvals.bus, "ApprovalGranted") == 0
     assert await count(approvals.bus, "ApprovalExpired") == 1
-    found = await approvals.service.store.get(approval_id)
-    assert found is not None and found[0].status is ApprovalStatus.EXPIRED and found[0].published
+    found = await approvals.service.desk.store.get(approval_id)
+    assert found is not None and found.record.status is ApprovalStatus.EXPIRED and found.record.published
 
 
 async def test_approve_after_the_deadline_is_409_even_before_the_sweep(
@@ -341,7 +341,13 @@ async def test_approve_after_the_deadline_is_409_even_before_the_sweep(
 ) -> None:
     approvals = await start_approvals(approval_timeout_hours=0.0001, sweep_seconds=60)
     _, approval_id = await requested(approvals)
-    await asyncio.sleep(0.5)
+    found = await approvals.service.desk.store.get(approval_id)
+    assert found is not None
+    expires_at = found.record.expires_at
+    deadline = asyncio.get_running_loop().time() + 30
+    while utc_now() <= expires_at:  # the deadline itself is the condition, not a guessed pause
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
     response = await approvals.http.post(f"/api/approvals/{approval_id}/approve", json={"approver": "late"})
     assert response.status_code == 409
     assert "expired" in response.json()["detail"]
@@ -352,7 +358,7 @@ async def test_start_publishes_a_decision_recorded_but_not_published(
     bus: Bus, start_approvals: StartApprovals
 ) -> None:
     """The crash between writing the decision and publishing it: start() finishes the job."""
-    store = await ApprovalStore.open(bus.js, f"{bus.topology.stream}_approvals")
+    store = await open_approvals(bus.js, bus.topology)
     now = utc_now()
     record = ApprovalRecord(
         approval_id=approval_id_for(str(uuid.uuid4())),
@@ -368,7 +374,7 @@ async def test_start_publishes_a_decision_recorded_but_not_published(
         note="before the crash",
         published=False,
     )
-    assert await store.create(record)
+    assert await store.create(record.approval_id, record)
 
     approvals = await start_approvals()
 
@@ -378,14 +384,14 @@ async def test_start_publishes_a_decision_recorded_but_not_published(
     assert granted.failure_id == record.failure_id
     assert (granted.payload.approval_id, granted.payload.approver) == (record.approval_id, "carol")
     assert (granted.payload.run_id, granted.payload.comment) == (11, "before the crash")
-    found = await approvals.service.store.get(record.approval_id)
-    assert found is not None and found[0].published is True
-    await approvals.service.reconcile()  # a second pass publishes nothing more
+    found = await approvals.service.desk.store.get(record.approval_id)
+    assert found is not None and found.record.published is True
+    await approvals.service.desk.reconcile()  # a second pass publishes nothing more
     assert await count(bus, "ApprovalGranted") == 1
 
 
 async def test_start_expires_a_request_past_its_time(bus: Bus, start_approvals: StartApprovals) -> None:
-    store = await ApprovalStore.open(bus.js, f"{bus.topology.stream}_approvals")
+    store = await open_approvals(bus.js, bus.topology)
     now = utc_now()
     record = ApprovalRecord(
         approval_id=approval_id_for(str(uuid.uuid4())),
@@ -396,7 +402,7 @@ async def test_start_expires_a_request_past_its_time(bus: Bus, start_approvals: 
         requested_at=now - timedelta(hours=25),
         expires_at=now - timedelta(hours=1),
     )
-    assert await store.create(record)
+    assert await store.create(record.approval_id, record)
     await start_approvals(sweep_seconds=60)
     assert await count(bus, "ApprovalExpired") == 1
     assert await count(bus, "ApprovalRejected") == 0

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from medic.runtime import HttpServer
 from medic.services.projector.service import ProjectorService
 from medic.services.projector.store import apply_events
-from medic.services.projector.synthetic import PATHS, mixed_histories
+from tests.event_histories import PATHS, mixed_histories
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 EVENTS = mixed_histories(2 * len(PATHS), start=START)

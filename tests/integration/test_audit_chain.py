@@ -19,7 +19,7 @@ from medic.services.projector.migrations import (
     migrate,
 )
 from medic.services.projector.store import apply_events
-from medic.services.projector.synthetic import mixed_histories
+from tests.event_histories import mixed_histories
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 

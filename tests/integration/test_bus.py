@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -15,6 +16,7 @@ from medic.events import (
     derive_failure_id,
     utc_now,
 )
+from tests.waiting import wait_until_caught_up
 
 
 def failure(run_id: int = 1) -> FailureDetected:
@@ -72,7 +74,7 @@ async def test_raising_handler_is_redelivered_then_succeeds(bus: Bus) -> None:
     await sub.start()
     await bus.publish(failure())
     await wait_until(lambda: len(attempts) >= 3, within=20)
-    await asyncio.sleep(0.3)
+    await wait_until_caught_up(bus, "svc")  # the third attempt was acked: nothing more will come
     await sub.stop()
     assert attempts == [1, 2, 3]
     assert await bus.pending("svc") == 0
@@ -143,11 +145,17 @@ async def test_permanent_error_is_not_retried(bus: Bus) -> None:
 
 async def test_replicas_share_one_durable_consumer(bus: Bus) -> None:
     by_replica: dict[str, list[int]] = {"a": [], "b": []}
+    both_started = asyncio.Event()
 
     def handler_for(name: str):  # type: ignore[no-untyped-def]
         async def handle(event: Event, delivery: Delivery) -> None:
             by_replica[name].append(event.payload.run_id)  # type: ignore[union-attr]
-            await asyncio.sleep(0.01)
+            if by_replica["a"] and by_replica["b"]:
+                both_started.set()
+            # a replica holds its first messages until the other has some: neither can take all
+            # forty however the machine schedules them (a deadline bounds a broken share)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(both_started.wait(), timeout=20)
 
         return handle
 
@@ -156,8 +164,8 @@ async def test_replicas_share_one_durable_consumer(bus: Bus) -> None:
     await a.start()
     await b.start()
     await bus.publish_many([failure(i) for i in range(1, 41)])
-    await wait_until(lambda: len(by_replica["a"]) + len(by_replica["b"]) >= 40, within=20)
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: len(by_replica["a"]) + len(by_replica["b"]) >= 40, within=30)
+    await wait_until_caught_up(bus, "svc")  # every message acked: no late duplicate can follow
     await a.stop()
     await b.stop()
     everything = by_replica["a"] + by_replica["b"]

@@ -31,8 +31,9 @@ from medic.events import (
 from medic.github.client import GitHubClient
 from medic.runtime import HttpServer, ServiceHost
 from medic.sandbox.github import SandboxGitHub, create_sandbox_github
-from medic.services.executor.intents import IntentState, IntentStore, RemediationIntent
 from medic.services.executor.service import ExecutorService
+from medic.services.executor.store import IntentState, RemediationIntent, open_intents
+from tests.waiting import wait_until_caught_up
 
 REPO = "octo-org/octo-repo"
 
@@ -179,10 +180,10 @@ async def test_refused_action_finishes_failed_without_touching_github(
     assert done.payload.outcome is RemediationOutcome.FAILED
     assert reason in done.payload.detail
     assert done.payload.verified_run_attempt is None
-    await asyncio.sleep(0.3)  # a re-run, had one been started, would show by now
+    await wait_until_caught_up(executor.bus, "executor")  # the handler returned: it did all it would
     assert await attempts(executor, REPO, run.id) == 1
     intent = await executor.service.intents.get(done.failure_id)
-    assert intent is not None and intent.state is IntentState.FINISHED
+    assert intent is not None and intent.record.state is IntentState.FINISHED
 
 
 async def test_the_same_order_handled_twice_reruns_once(executor: Executor) -> None:
@@ -191,7 +192,7 @@ async def test_the_same_order_handled_twice_reruns_once(executor: Executor) -> N
     await finished(executor.bus)
 
     await handle_again(executor, "GateDecided")
-    await asyncio.sleep(0.3)
+    await wait_until_caught_up(executor.bus, "executor")
 
     assert await attempts(executor, REPO, run.id) == 2
     assert await count(executor.bus, "RemediationFinished") == 1
@@ -202,11 +203,12 @@ async def test_crash_after_the_call_to_github_does_not_rerun_again(executor: Exe
     """The intent was written and the re-run sent, then the process died before recording it."""
     run = executor.sandbox.add_failed_run(REPO, "flaky_test")
     order = auto_order(REPO, run.id, rerun())
-    store = await IntentStore.open(executor.bus.js, f"{executor.bus.topology.stream}_remediations")
+    store = await open_intents(executor.bus.js, executor.bus.topology)
     await store.put(
+        order.failure_id,
         RemediationIntent(
             failure_id=order.failure_id, repository=REPO, run_id=run.id, action=rerun(), baseline_attempt=1
-        )
+        ),
     )
     await executor.github.rerun_failed_jobs(REPO, run.id)
 
@@ -238,7 +240,7 @@ async def test_approved_order_is_carried_out_the_same_way(executor: Executor) ->
     started = await last(executor.bus, "RemediationStarted")
     assert isinstance(started, RemediationStarted) and started.payload.approved_by == "alice"
     intent = await executor.service.intents.get(granted.failure_id)
-    assert intent is not None and intent.approved_by == "alice"
+    assert intent is not None and intent.record.approved_by == "alice"
 
     await handle_again(executor, "ApprovalGranted")
     assert await attempts(executor, REPO, run.id) == 2

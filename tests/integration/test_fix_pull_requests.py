@@ -13,7 +13,7 @@ from medic.events import ActionKind, FileEdit, ProposedAction, RemediationOutcom
 from medic.github.changes import RepositoryChanges
 from medic.services.executor.edits import fix_branch
 from medic.services.executor.fix_pr import LABEL, open_fix_pr
-from medic.services.executor.intents import IntentStore, RemediationIntent
+from medic.services.executor.store import RemediationIntent, open_intents
 from tests.integration.test_executor import (
     REPO,
     Executor,
@@ -132,11 +132,11 @@ async def test_a_crash_before_the_call_and_one_after_it_give_exactly_one_pull_re
     # after: the branch and pull request were made, then the process died before recording it
     run_id, sha = failing_run(executor)
     order = auto_order(REPO, run_id, SEED_FIX)
-    store = await IntentStore.open(executor.bus.js, f"{executor.bus.topology.stream}_remediations")
+    store = await open_intents(executor.bus.js, executor.bus.topology)
     intent = RemediationIntent(
         failure_id=order.failure_id, repository=REPO, run_id=run_id, action=SEED_FIX, baseline_attempt=1
     )
-    await store.put(intent)
+    await store.put(order.failure_id, intent)
     await open_fix_pr(
         RepositoryChanges(executor.github),
         failure_id=order.failure_id,
@@ -162,11 +162,12 @@ async def test_a_crash_between_started_and_the_call_opens_one_pull_request_on_re
 ) -> None:
     run_id, _ = failing_run(executor)
     order = auto_order(REPO, run_id, SEED_FIX)
-    store = await IntentStore.open(executor.bus.js, f"{executor.bus.topology.stream}_remediations")
+    store = await open_intents(executor.bus.js, executor.bus.topology)
     await store.put(
+        order.failure_id,
         RemediationIntent(
             failure_id=order.failure_id, repository=REPO, run_id=run_id, action=SEED_FIX, baseline_attempt=1
-        )
+        ),
     )
     await executor.bus.publish(order)
     done = await finished(executor.bus)

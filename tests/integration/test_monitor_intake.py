@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from prometheus_client import REGISTRY
 
 from medic.bus import Bus
 from tests.integration.monitor_support import (
     all_detected,
     attempts,
+    intake_settled,
     job_completed_payload,
     monitor_world,
     post_webhook,
@@ -41,7 +40,7 @@ async def test_repositories_outside_the_allowlist_are_acknowledged_and_ignored(b
             response = await post_webhook(url, "workflow_run", run_completed_payload(world, run))
             assert response.status_code == 202
         events = await wait_for_detected(bus, 2)
-        await asyncio.sleep(0.5)
+        await intake_settled(bus)
         assert attempts(await all_detected(bus)) == attempts(events)
         assert {e.payload.repository for e in events} == {"Acme/Anything", "other/one"}
 
@@ -62,7 +61,7 @@ async def test_a_failed_job_reports_its_run_even_without_a_workflow_run_webhook(
         # the run's own webhook for the same attempt arrives later: still one failure
         late = await post_webhook(url, "workflow_run", run_completed_payload(world, run), delivery="d-2")
         assert late.status_code == 202
-        await asyncio.sleep(1.0)
+        await intake_settled(bus)  # the late delivery was inspected, and found already reported
         assert len(await all_detected(bus)) == 1
 
 

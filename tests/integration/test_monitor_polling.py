@@ -8,10 +8,12 @@ import uuid
 import pytest
 
 from medic.bus import Bus, Topology
-from medic.services.monitor.cursors import repository_key
+from medic.records import hashed_key as repository_key
+from medic.services.monitor.service import MonitorService
 from tests.integration.monitor_support import (
     all_detected,
     attempts,
+    intake_settled,
     monitor_world,
     post_webhook,
     run_completed_payload,
@@ -20,6 +22,19 @@ from tests.integration.monitor_support import (
 )
 
 REPO = "acme/api"
+
+
+async def polls_past_the_duplicate_window(monitor: MonitorService) -> None:
+    """Wait for three more polls, the last after JetStream's duplicate window, then for the
+    monitor to have inspected all they recorded: only then can "reported once" be asserted."""
+    assert monitor.poller is not None
+    poller, bus = monitor.poller, monitor.bus
+    polled = poller.stats["polled"]
+    window_ends = asyncio.get_running_loop().time() + bus.topology.duplicate_window_seconds
+    await wait_until(
+        lambda: poller.stats["polled"] >= polled + 3 and asyncio.get_running_loop().time() > window_ends
+    )
+    await intake_settled(bus)
 
 
 @pytest.fixture
@@ -35,8 +50,8 @@ async def test_polling_finds_failures_and_emits_each_once(bus: Bus) -> None:
         second = world.sandbox.add_failed_run(REPO, "dependency_conflict")
         world.sandbox.add_passed_run(REPO)
         monitor = await world.monitor(poll_repositories=(REPO,))
-        events = await wait_for_detected(bus, 2)
-        await asyncio.sleep(2.0)  # several more intervals, past JetStream's duplicate window
+        await wait_for_detected(bus, 2)
+        await polls_past_the_duplicate_window(monitor)
         events = await all_detected(bus)
         assert attempts(events) == [(REPO, first.id, 1), (REPO, second.id, 1)]
         assert {e.payload.source for e in events} == {"poll"}
@@ -54,7 +69,7 @@ async def test_a_restarted_monitor_resumes_from_the_cursor(bus: Bus) -> None:
         after = world.sandbox.add_failed_run(REPO, "out_of_memory")
         second = await world.monitor(poll_repositories=(REPO,))
         events = await wait_for_detected(bus, 2)
-        await asyncio.sleep(1.5)
+        await polls_past_the_duplicate_window(second)
         assert attempts(await all_detected(bus)) == [(REPO, before.id, 1), (REPO, after.id, 1)]
         assert len(events) == 2
         assert second.poller is not None and second.poller.stats["recorded"] == 1  # only the new one
@@ -68,9 +83,11 @@ async def test_webhook_and_poll_of_one_attempt_give_one_failure(bus: Bus) -> Non
         response = await post_webhook(url, "workflow_run", run_completed_payload(world, run))
         assert response.status_code == 202
         await wait_for_detected(bus, 1)
-        await asyncio.sleep(1.2)  # beyond the duplicate window: the monitor itself must remember
+        window_ends = asyncio.get_running_loop().time() + bus.topology.duplicate_window_seconds
+        # beyond the duplicate window: the monitor itself must remember
+        await wait_until(lambda: asyncio.get_running_loop().time() > window_ends)
         poller = await world.monitor(poll_repositories=(REPO,))
-        await asyncio.sleep(1.5)
+        await polls_past_the_duplicate_window(poller)
         assert poller.poller is not None and poller.poller.stats["recorded"] == 1
         events = await all_detected(bus)
         assert attempts(events) == [(REPO, run.id, 1)]
@@ -84,7 +101,11 @@ async def test_two_replicas_share_an_organisation_and_report_each_failure_once(b
         one = await world.monitor(poll_organisations=("acme",))
         two = await world.monitor(poll_organisations=("acme",))
         await wait_for_detected(bus, len(repos))
-        await asyncio.sleep(2.0)
+        await wait_until(
+            lambda: all(m.poller is not None and m.poller.stats["polled"] > 0 for m in (one, two))
+        )
+        await polls_past_the_duplicate_window(one)
+        await polls_past_the_duplicate_window(two)
         events = await all_detected(bus)
         assert attempts(events) == sorted((r.repository.full_name, r.id, 1) for r in runs)
         assert one.poller is not None and two.poller is not None
@@ -102,8 +123,7 @@ async def test_idle_repositories_cost_no_rate_limit(bus: Bus) -> None:
         await wait_until(lambda: monitor.poller is not None and monitor.poller.stats["polled"] >= len(repos))
         charged = world.charged()
         polled = monitor.poller.stats["polled"]
-        await asyncio.sleep(2.0)
-        assert monitor.poller.stats["polled"] >= polled + 2 * len(repos)
+        await wait_until(lambda: monitor.poller is not None and monitor.poller.stats["polled"] >= polled + 6)
         assert world.charged() == charged
 
 
@@ -113,7 +133,7 @@ async def test_an_exhausted_rate_limit_pauses_polling_until_reset_and_loses_noth
         world.sandbox.set_modes({"rate_limit_exhausted_for_seconds": 2.5})
         monitor = await world.monitor(poll_repositories=(REPO,))
         assert monitor.poller is not None
-        await asyncio.sleep(1.2)
+        await wait_until(lambda: monitor.poller is not None and monitor.poller.stats["rate_limited"] >= 1)
         assert monitor.poller.stats["rate_limited"] == 1  # asked once, then waited
         assert monitor.poller.paused_until > 0
         assert await all_detected(bus) == []

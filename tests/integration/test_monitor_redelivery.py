@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from medic.bus import Bus
 from medic.sandbox.github_payloads import Links
-from tests.integration.monitor_support import attempts, monitor_world, wait_for_detected
+from tests.integration.monitor_support import (
+    all_detected,
+    attempts,
+    intake_settled,
+    monitor_world,
+    wait_for_detected,
+)
 
 
 async def test_duplicate_and_shuffled_webhooks_give_one_failure_each(bus: Bus) -> None:
@@ -16,9 +20,9 @@ async def test_duplicate_and_shuffled_webhooks_give_one_failure_each(bus: Bus) -
         world.sandbox.set_modes({"webhook_duplicates": True, "webhook_shuffle": True})
         created = world.sandbox.simulate(10, links=Links(api=world.github_url))
         await world.sandbox.drain()
-        events = await wait_for_detected(bus, 10)
-        await asyncio.sleep(1.0)  # anything extra would have arrived by now
-        events = await wait_for_detected(bus, 10)
+        await wait_for_detected(bus, 10)
+        await intake_settled(bus)  # every delivery, duplicates included, has been inspected
+        events = await all_detected(bus)
 
     deliveries = [r for r in world.sandbox.webhooks.history if r.action == "completed"]
     assert len(deliveries) == 20, "every delivery was sent twice"

@@ -17,7 +17,8 @@ from medic.events import FailureDetected, decode_event
 from medic.github.client import GitHubClient
 from medic.runtime import HttpServer
 from medic.sandbox.github import create_sandbox_github
-from medic.services.monitor.service import MAX_WEBHOOK_BYTES, MonitorService
+from medic.services.monitor.http import MAX_WEBHOOK_BYTES
+from medic.services.monitor.service import MonitorService
 from medic.services.monitor.signature import sign
 from tests.contracts_dir import CONTRACTS as CONTRACTS_ROOT
 

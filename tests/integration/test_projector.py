@@ -15,7 +15,7 @@ from medic.services.projector.chain import verify_chain
 from medic.services.projector.replay import ReplayError, replay, table_digests
 from medic.services.projector.service import ProjectorService
 from medic.services.projector.store import apply_events
-from medic.services.projector.synthetic import PATHS, mixed_histories
+from tests.event_histories import PATHS, mixed_histories
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 EXPECTED_STATE = {

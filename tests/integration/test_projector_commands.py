@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -14,7 +15,7 @@ from medic.bus import Bus
 from medic.services.projector.commands import audit_app, db_app
 from medic.services.projector.service import ProjectorService
 from medic.services.projector.store import apply_events
-from medic.services.projector.synthetic import mixed_histories
+from tests.event_histories import mixed_histories
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -62,6 +63,9 @@ def test_migrate_verify_and_replay(env: dict[str, str]) -> None:
     assert code == 2 and "ISO 8601" in out
 
 
-def test_commands_refuse_without_a_database(env: dict[str, str]) -> None:
-    code, out = invoke(db_app, ["migrate"], {**env, "DATABASE_URL": ""})
-    assert code == 2 and "DATABASE_URL" in out
+def test_commands_refuse_an_unusable_data_dir(env: dict[str, str], tmp_path: Path) -> None:
+    """Without DATABASE_URL the embedded server of --data-dir is used; a file there is no directory."""
+    not_a_directory = tmp_path / "data"
+    not_a_directory.write_text("")
+    code, out = invoke(db_app, ["migrate", "--data-dir", str(not_a_directory)], {**env, "DATABASE_URL": ""})
+    assert code == 2 and "cannot start the embedded servers" in out

@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import uuid
 
+from prometheus_client import REGISTRY
+
 from medic.bus import Bus
 from medic.config import load_settings
 from medic.events import (
@@ -32,8 +34,14 @@ from tests.integration.monitor_support import (
     run_completed_payload,
     wait_for_detected,
 )
+from tests.waiting import wait_for
 
 REPO = "octo-org/octo-repo"
+
+
+def deferred_count() -> float:
+    """Failures the monitor put back to wait for GitHub's reset (the positive signal that it tried)."""
+    return REGISTRY.get_sample_value("medic_failures_deferred_total") or 0.0
 
 
 async def test_a_failure_whose_logs_are_rate_limited_waits_for_the_reset_and_is_reported_with_them(
@@ -44,9 +52,10 @@ async def test_a_failure_whose_logs_are_rate_limited_waits_for_the_reset_and_is_
         monitor = await world.monitor()
         url = await world.serve(monitor)
         world.sandbox.set_modes({"rate_limit_exhausted_for_seconds": 3})
+        deferred = deferred_count()
         response = await post_webhook(url, "workflow_run", run_completed_payload(world, run))
         assert response.status_code == 202
-        await asyncio.sleep(1.5)
+        await wait_for(lambda: deferred_count() > deferred, what="the monitor deferred the failure")
         assert await all_detected(bus) == []  # not reported without its log
         [event] = await wait_for_detected(bus, 1, within=15)
         job = event.payload.failed_jobs[0]

@@ -20,7 +20,7 @@ from medic.runtime import HttpServer, Service, ServiceHost
 class SlowRecorder(Service):
     """Records each FailureDetected; sleeps in the handler while ``hold`` is set."""
 
-    consumes = ("FailureDetected",)
+    consumes = (FailureDetected,)
 
     def __init__(self, name: str, *, hold_seconds: float = 0.0) -> None:
         self.name = name  # type: ignore[misc]  # a fresh durable per test
@@ -157,7 +157,7 @@ async def test_consumer_lag_is_exported_per_durable_consumer(bus: Bus) -> None:
 
     class Stuck(Service):
         name = "lagging"
-        consumes = ("FailureDetected",)
+        consumes = (FailureDetected,)
         concurrency = 1
 
         async def handle(self, event: Event, delivery: Delivery) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from medic.bus import Bus
+from medic.bus import Bucket, Bus
 from medic.config import Settings, load_settings
 from medic.events import (
     ActionKind,
@@ -38,6 +38,7 @@ from medic.sandbox.github import create_sandbox_github
 from medic.services.executor.service import ExecutorService
 from medic.services.safety_gate.policy import KILL_REASON
 from medic.services.safety_gate.service import SafetyGateService
+from tests.waiting import wait_until_caught_up
 
 REPO = "octo-org/octo-repo"
 _run_ids = iter(range(1000, 10**6))
@@ -129,9 +130,9 @@ async def gates(bus: Bus, request: pytest.FixtureRequest) -> AsyncIterator[Calla
     for host, server in started:
         await host.stop()
         await server.stop()
-    for suffix in ("_policy", "_policy_budgets", "_remediations"):
+    for which in (Bucket.POLICY, Bucket.POLICY_BUDGETS, Bucket.REMEDIATIONS):
         with contextlib.suppress(Exception):
-            await bus.js.delete_key_value(f"{bus.topology.stream}{suffix}")
+            await bus.js.delete_key_value(bus.topology.bucket(which))
 
 
 async def test_a_burst_of_200_flaky_failures_in_one_repository_stays_within_budget_across_two_replicas(
@@ -236,7 +237,7 @@ async def test_a_green_verdict_or_an_approved_remediation_does_not_move_the_brea
     stranger = analysis()  # never let through by the gate: a person approved it
     approved = GateDecided.answering(stranger, actor="approval", payload=decided.payload)
     await bus.publish(finished(approved, RemediationOutcome.FAILED))
-    await asyncio.sleep(1.0)
+    await wait_until_caught_up(bus, "safety-gate")  # the gate has read both outcomes
     assert await stored(bus, "PolicyChanged") == []
 
 
@@ -288,7 +289,7 @@ async def test_dry_run_decides_and_records_as_usual_but_the_executor_runs_nothin
         await bus.publish(analysis(run_id=run.id))
         (decided,) = await decisions(bus, 1)
         assert decided.payload.outcome is GateOutcome.AUTO_REMEDIATE and decided.payload.dry_run
-        await asyncio.sleep(1.5)
+        await wait_until_caught_up(bus, "executor")  # the executor has handled the dry-run decision
         assert (await github.get_run(REPO, run.id)).run_attempt == 1
         assert await stored(bus, "RemediationStarted") == []
     finally:

@@ -6,10 +6,13 @@ others already trust, and a fix to a strategy helps every test at once.
 
 from __future__ import annotations
 
+import json
 import math
 import string
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -379,3 +382,67 @@ gate_inputs = st.one_of(
     nothing_to_do_inputs(),
 )
 """A mix in which every outcome (automatic, approval, nothing to do) is common."""
+
+
+# --- redaction ------------------------------------------------------------------------
+
+SECRET_FORMATS: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parents[1] / "data" / "secrets" / "formats.json").read_text()
+)["formats"]
+"""Real-world secret formats (issuer, literal, the lines CI logs print them in)."""
+
+secrets_in_context = st.sampled_from(
+    [(f["secret"], context.format(secret=f["secret"])) for f in SECRET_FORMATS for context in f["contexts"]]
+)
+"""``(secret, line)``: a secret literal and a log line that prints it."""
+
+redaction_fragments = st.sampled_from(
+    [
+        "password=",
+        "token: ",
+        "'",
+        '"',
+        "Bearer ",
+        "Authorization: ",
+        "https://",
+        "u:p@",
+        "[REDACTED:token]",
+        "=",
+        ":",
+        "@",
+        "\n",
+        " ",
+        "-----BEGIN RSA PRIVATE KEY-----\n",
+        "-----END RSA PRIVATE KEY-----",
+        "https://hooks.slack.com/services/",
+    ]
+)
+"""Pieces of the syntax the patterns key on, to provoke overlaps between them."""
+
+redaction_texts = st.lists(
+    st.one_of(redaction_fragments, secrets_in_context.map(lambda pair: pair[1]), st.text(max_size=12)),
+    max_size=25,
+).map("".join)
+"""Hostile text: secrets in their contexts, pattern syntax and noise, concatenated."""
+
+_separators = st.sampled_from([" ", "\n", "\t", " \n", "\r\n"])
+
+
+@st.composite
+def texts_with_secrets(draw: st.DrawFn) -> tuple[str, list[str]]:
+    """Noise and pattern syntax around secret lines, and the literals that must not survive.
+
+    A separator of white space around each secret line keeps noise from legitimately
+    extending a token (``ghp_…x`` + ``yz`` is still one token, and still must go).
+    """
+    parts: list[str] = []
+    secrets: list[str] = []
+    for _ in range(draw(st.integers(min_value=1, max_value=6))):
+        parts.append(
+            draw(st.lists(st.one_of(redaction_fragments, st.text(max_size=12)), max_size=4).map("".join))
+        )
+        secret, line = draw(secrets_in_context)
+        parts.extend([draw(_separators), line, draw(_separators)])
+        secrets.append(secret)
+    parts.append(draw(st.text(max_size=12)))
+    return "".join(parts), secrets

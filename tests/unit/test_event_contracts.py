@@ -17,12 +17,13 @@ from medic.events import (
     derive_failure_id,
     utc_now,
 )
+from medic.services.composition import service_roles
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_proto_is_not_stale() -> None:
-    stale = write_contracts(ROOT / "proto", check=True)
+    stale = write_contracts(ROOT / "proto", service_roles(), check=True)
     assert stale == [], f"proto/ is stale ({stale}); run `make proto` and commit"
 
 

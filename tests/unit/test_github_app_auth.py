@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -91,12 +90,19 @@ async def test_a_token_is_renewed_before_it_expires_and_after_a_refusal(
     github, url = sandbox
     github.apps.token_ttl_seconds = 2.0
     run = github.add_failed_run(REPO, "flaky_test")
-    app = GitHubAppAuth(app_id=APP_ID, private_key=keys[0], base_url=url, refresh_margin_seconds=1.0)
+    ahead = [0.0]  # the client's clock runs ahead by this much: no sleeping, no race with the TTL
+    app = GitHubAppAuth(
+        app_id=APP_ID,
+        private_key=keys[0],
+        base_url=url,
+        refresh_margin_seconds=1.0,
+        clock=lambda: time.time() + ahead[0],
+    )
     async with GitHubClient(base_url=url, app=app) as client:
         await client.get_run(REPO, run.id)
         await client.get_run(REPO, run.id)
         assert github.apps.tokens_issued == 1
-        await asyncio.sleep(1.5)  # within the margin of expiry: renew rather than risk it
+        ahead[0] = 1.5  # within the margin of expiry: renew rather than risk it
         await client.get_run(REPO, run.id)
         assert github.apps.tokens_issued == 2
         github.apps.tokens.clear()  # GitHub revoked every token: a 401, then a fresh token

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from medic.services.projector.chain import GENESIS_HASH, row_hash
 from medic.services.projector.projection import STATE_RANK, FailureState, project
-from medic.services.projector.synthetic import PATHS, failure_history
+from tests.event_histories import PATHS, failure_history
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 

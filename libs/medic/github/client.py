@@ -24,10 +24,10 @@ from githubkit import GitHub, TokenAuthStrategy, UnauthAuthStrategy
 from githubkit.exception import RequestError, RequestFailed, RequestTimeout
 from githubkit.utils import UNSET
 
+from medic.conclusions import job_failed
 from medic.github.auth import GitHubAppAuth, InstallationAuth, InstallationAuthStrategy
 from medic.github.errors import GitHubError, GitHubUnavailable, NotFound, RateLimitExhausted
 from medic.github.logs import LogTail
-from medic.github.mapping import FAILED_CONCLUSIONS
 from medic.github.mapping import error_message as _error_message
 from medic.github.mapping import job_from_json as _job_from_json
 from medic.github.mapping import run_from_json as _run_from_json
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["FAILED_CONCLUSIONS", "GitHubClient"]
+__all__ = ["GitHubClient"]
 
 ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 """GitHub user and organisation logins: letters, digits and single hyphens, at most 39."""
@@ -216,7 +216,7 @@ class GitHubClient:
     async def list_failed_jobs(self, repository: str, run_id: int) -> list[Job]:
         """Failed jobs of the latest attempt, each with the names of the steps that broke."""
         jobs = await self.list_jobs(repository, run_id, latest=True)
-        return [job for job in jobs if job.conclusion in FAILED_CONCLUSIONS]
+        return [job for job in jobs if job_failed(job.conclusion)]
 
     async def list_jobs(self, repository: str, run_id: int, *, latest: bool = True) -> list[Job]:
         """Jobs of the latest attempt, or (``latest=False``) of every attempt, each with its attempt."""

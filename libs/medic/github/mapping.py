@@ -6,10 +6,8 @@ from typing import Any
 
 import httpx
 
+from medic.conclusions import job_failed
 from medic.github.models import Job, WorkflowRun
-
-FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "cancelled", "startup_failure"})
-"""Job and step conclusions that mean "this is where it broke" (a timeout cancels its step)."""
 
 
 def error_message(response: httpx.Response) -> str:
@@ -52,7 +50,7 @@ def job_from_json(job: dict[str, Any]) -> Job:
         name=job.get("name") or "",
         status=job.get("status") or "",
         conclusion=job.get("conclusion"),
-        failed_steps=tuple(step["name"] for step in steps if step.get("conclusion") in FAILED_CONCLUSIONS),
+        failed_steps=tuple(step["name"] for step in steps if job_failed(step.get("conclusion"))),
         run_attempt=job.get("run_attempt") or 1,
         html_url=job.get("html_url"),
     )

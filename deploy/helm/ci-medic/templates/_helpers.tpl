@@ -83,3 +83,13 @@ runAsNonRoot: true
 capabilities:
   drop: ["ALL"]
 {{- end -}}
+
+{{- define "ci-medic.dashboardApiUrl" -}}
+{{- if .Values.dashboard.apiUrl -}}
+{{- .Values.dashboard.apiUrl -}}
+{{- else if .Values.ingress.enabled -}}
+{{- printf "https://%s" .Values.ingress.host -}}
+{{- else -}}
+{{- printf "http://%s-projector" (include "ci-medic.fullname" .) -}}
+{{- end -}}
+{{- end -}}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from medic.conclusions import run_failed
 from medic.events import (
     FailedJob,
     FailureDetected,
@@ -27,7 +28,6 @@ from medic.telemetry import logger
 
 log = logger(__name__)
 
-FAILED = frozenset({"failure", "timed_out", "startup_failure"})
 PASSED = frozenset({"success", "skipped", "neutral"})
 HISTORY_WINDOW = 30
 """Completed runs of the branch looked at for the same commit and its parent: one page."""
@@ -100,7 +100,7 @@ async def complete_partial(github: GitHubClient, run: RunToInspect) -> RunToInsp
         update={
             "run_attempt": run.run_attempt,
             "delivery_id": run.delivery_id,
-            "conclusion": fetched.conclusion if fetched.conclusion in FAILED else "failure",
+            "conclusion": fetched.conclusion if run_failed(fetched.conclusion) else "failure",
             "updated_at": fetched.updated_at if same_attempt and fetched.status == "completed" else None,
         }
     )
@@ -125,7 +125,7 @@ async def run_history(github: GitHubClient, run: RunToInspect) -> RunHistory | N
             )
             same_commit, parent = _branch_history(page.runs, run)
             passed += sum(1 for c in same_commit if c == "success")
-            failed += sum(1 for c in same_commit if c in FAILED)
+            failed += sum(1 for c in same_commit if run_failed(c))
     except (GitHubError, ValueError, KeyError) as exc:
         log.warning("run_history_unavailable", repository=run.repository, run_id=run.run_id, error=str(exc))
         return None
@@ -146,7 +146,7 @@ def _earlier_attempts(jobs: list[Job], attempt: int) -> tuple[int, int]:
     for job in jobs:
         if job.run_attempt < attempt:
             by_attempt.setdefault(job.run_attempt, []).append(job.conclusion)
-    failed = sum(1 for conclusions in by_attempt.values() if any(c in FAILED for c in conclusions))
+    failed = sum(1 for conclusions in by_attempt.values() if any(run_failed(c) for c in conclusions))
     passed = sum(1 for conclusions in by_attempt.values() if all(c in PASSED for c in conclusions))
     return passed, failed
 

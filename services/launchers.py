@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from medic.config import Settings
+from medic.config_sources import mask_url_password
 from medic.reload import watching
 from medic.services import composition
 from medic.telemetry import configure
@@ -23,6 +24,7 @@ async def run_everything(settings: Settings, console: Console, config_path: Path
         updates: dict[str, Any] = {"nats_url": infra.nats_url, "database_url": infra.database_url}
         mounts: dict[str, Any] = {}
         secret = composition.webhook_secret(settings, data_dir)
+        generated = not settings.webhook_secrets()  # a secret the user set is never printed
         if settings.github_token is None:
             from medic.sandbox.github import create_sandbox_github
 
@@ -39,7 +41,9 @@ async def run_everything(settings: Settings, console: Console, config_path: Path
         settings = settings.model_copy(update=updates)
         async with composition.open_parts(settings) as parts:
             host = composition.build_host(settings, parts, composition.SERVICE_NAMES, mounts)
-            _print_banner(console, settings, infra, base, secret, sandboxed=bool(mounts))
+            _print_banner(
+                console, settings, infra, base, secret if generated else None, sandboxed=bool(mounts)
+            )
             async with watching(settings, config_path, [host, *host.services], parts.bus.publish):
                 await host.serve(host=settings.http_host, port=settings.http_port)
     finally:
@@ -61,19 +65,27 @@ def _print_banner(
     settings: Settings,
     infra: composition.Infrastructure,
     base: str,
-    secret: str,
+    generated_secret: str | None,
     *,
     sandboxed: bool,
 ) -> None:
+    """Where everything listens. Only a secret generated for the sandbox is shown; one the user
+    set (``MEDIC_GITHUB_WEBHOOK_SECRET``) stays out of the terminal and its scrollback."""
     console.print("[bold]ci-medic is running[/bold]")
-    console.print(f"  NATS JetStream   {infra.nats_url}")
-    console.print(f"  PostgreSQL       {infra.database_url}")
+    console.print(f"  NATS JetStream   {mask_url_password(infra.nats_url)}")
+    console.print(f"  PostgreSQL       {mask_url_password(infra.database_url)}")
     console.print(f"  dashboard / API  {base}/  (OpenAPI: {base}/docs)")
     console.print(f"  GitHub webhooks  {base}/webhooks/github")
     console.print(f"  metrics          {base}/metrics   health {base}/healthz {base}/readyz")
     if sandboxed:
         console.print(f"  sandbox GitHub   {settings.github_api_url}")
         console.print(f"  sandbox model    {settings.model_base_url}")
-        console.print(f"  webhook secret   {secret}   (sandbox; set MEDIC_GITHUB_WEBHOOK_SECRET for real)")
+        if generated_secret is not None:
+            console.print(
+                f"  webhook secret   {generated_secret}   (generated for the sandbox;"
+                " set MEDIC_GITHUB_WEBHOOK_SECRET for real)"
+            )
+        else:
+            console.print("  webhook secret   set by you (not shown)")
         console.print("  try: medic simulate --failures 20")
     console.print("Ctrl-C stops everything.")

@@ -1,0 +1,112 @@
+"""Typed records in a JetStream key-value bucket: the one store every service keeps state in.
+
+A record is a frozen pydantic model stored as JSON under a key. Writes are either plain
+(``put``), create-if-absent (``create``: the first of two replicas wins) or compare-and-set
+on the revision read (``replace``: a concurrent writer makes it raise
+:class:`RecordConflict`). What is read back is validated; a value that is not ours (garbage,
+an older format) is logged and treated as absent, never a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.kv import KeyValue
+from pydantic import BaseModel, ValidationError
+
+from medic.bus import open_key_value
+from medic.telemetry import logger
+
+log = logger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+
+class RecordConflict(Exception):
+    """Another writer changed the record since it was read."""
+
+
+@dataclass(frozen=True)
+class Versioned(Generic[M]):
+    record: M
+    revision: int
+
+
+def hashed_key(kind: str, text: str) -> str:
+    """KV keys are subject tokens; names with dots, spaces or unicode are hashed into one."""
+    return f"{kind}.{hashlib.sha256(text.lower().encode()).hexdigest()[:40]}"
+
+
+class RecordStore(Generic[M]):
+    def __init__(self, kv: KeyValue, model: type[M], *, bucket: str = "") -> None:
+        self.kv = kv
+        self.model = model
+        self.bucket = bucket
+
+    @classmethod
+    async def open(
+        cls,
+        js: JetStreamContext,
+        bucket: str,
+        model: type[M],
+        *,
+        history: int = 1,
+        ttl: float | None = None,
+    ) -> RecordStore[M]:
+        return cls(await open_key_value(js, bucket, history=history, ttl=ttl), model, bucket=bucket)
+
+    async def get(self, key: str) -> Versioned[M] | None:
+        try:
+            entry = await self.kv.get(key)
+        except KeyNotFoundError:
+            return None
+        if not entry.value:
+            return None
+        try:
+            record = self.model.model_validate_json(entry.value)
+        except ValidationError as exc:
+            log.warning("record_unreadable", bucket=self.bucket, key=key, errors=exc.error_count())
+            return None
+        return Versioned(record, int(entry.revision or 0))
+
+    async def revision(self, key: str) -> int | None:
+        """The entry's revision whether or not it reads as a record (to overwrite garbage by CAS)."""
+        try:
+            entry = await self.kv.get(key)
+        except KeyNotFoundError:
+            return None
+        return int(entry.revision or 0) if entry.value else None
+
+    async def create(self, key: str, record: M) -> bool:
+        """Write only if absent; False when the key already holds a record."""
+        try:
+            await self.kv.create(key, record.model_dump_json().encode())
+        except KeyWrongLastSequenceError:
+            return False
+        return True
+
+    async def replace(self, key: str, record: M, revision: int) -> int:
+        """Compare-and-set: write only if the record is still at ``revision``."""
+        try:
+            return int(await self.kv.update(key, record.model_dump_json().encode(), last=revision))
+        except KeyWrongLastSequenceError:
+            raise RecordConflict(f"{key} changed since revision {revision}") from None
+
+    async def put(self, key: str, record: M) -> int:
+        return int(await self.kv.put(key, record.model_dump_json().encode()))
+
+    async def keys(self) -> list[str]:
+        with contextlib.suppress(NoKeysError):
+            return list(await self.kv.keys())
+        return []
+
+    async def items(self) -> AsyncIterator[tuple[str, Versioned[M]]]:
+        for key in await self.keys():
+            found = await self.get(key)
+            if found is not None:
+                yield key, found

@@ -1,0 +1,174 @@
+"""Carrying out one order: intent first, the typed action, then verification by the next CI run.
+
+A remediation counts as fixed only when CI is green again. The intent (with the run attempt
+seen before acting) is written before GitHub is called, so after a crash the attempt number
+tells whether the call went through: a redelivered order neither repeats the action blindly
+nor forgets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import Counter
+
+from medic.events import (
+    Envelope,
+    RemediationFinished,
+    RemediationFinishedPayload,
+    RemediationOutcome,
+    RemediationStarted,
+    RemediationStartedPayload,
+)
+from medic.github.changes import RepositoryChanges
+from medic.github.client import GitHubClient
+from medic.services.executor.actions import ActionRefused, perform
+from medic.services.executor.orders import Order
+from medic.services.executor.store import IntentState, IntentStore, RemediationIntent
+from medic.services.executor.verification import wait_for_checks, wait_for_new_attempt
+from medic.telemetry import logger
+
+log = logger(__name__)
+REMEDIATIONS = Counter("medic_remediations_total", "Finished remediations", ["action", "outcome"])
+
+Publish = Callable[[Envelope], Awaitable[object]]
+
+
+class ConcurrentRemediation(Exception):
+    """Another handler wrote the intent first; retrying later finds its outcome."""
+
+
+class Remediation:
+    def __init__(
+        self,
+        *,
+        github: GitHubClient,
+        intents: IntentStore,
+        publish: Publish,
+        verify_timeout_seconds: float,
+        actor: str,
+    ) -> None:
+        self.github = github
+        self.intents = intents
+        self.publish = publish
+        self.verify_timeout_seconds = verify_timeout_seconds
+        self.actor = actor
+
+    async def carry_out(self, order: Order, *, heartbeat: Callable[[], Awaitable[None]]) -> None:
+        found = await self.intents.get(order.failure_id)
+        intent = found.record if found else None
+        if intent is not None and intent.state is IntentState.FINISHED:
+            return
+        if intent is None or intent.state is IntentState.INTENDED:
+            intent = await self._act(order, intent)
+            if intent.state is IntentState.FINISHED:
+                return
+        await self._verify(order, intent, heartbeat)
+
+    async def give_up(self, order: Order, detail: str) -> None:
+        """An explicit end with its reason, never a failure left in ``remediating``."""
+        found = await self.intents.get(order.failure_id)
+        intent = found.record if found else None
+        if intent is None:
+            intent = RemediationIntent(
+                failure_id=order.failure_id,
+                repository=order.target.repository,
+                run_id=order.target.run_id,
+                action=order.action,
+                baseline_attempt=0,
+                approved_by=order.approved_by,
+            )
+        if intent.state is not IntentState.FINISHED:
+            await self._finish(order, intent, RemediationOutcome.FAILED, detail, None)
+
+    async def _act(self, order: Order, intent: RemediationIntent | None) -> RemediationIntent:
+        run = await self.github.get_run(order.target.repository, order.target.run_id)
+        if intent is None:
+            intent = RemediationIntent(
+                failure_id=order.failure_id,
+                repository=order.target.repository,
+                run_id=order.target.run_id,
+                action=order.action,
+                baseline_attempt=run.run_attempt,
+                approved_by=order.approved_by,
+            )
+            if not await self.intents.create(order.failure_id, intent):
+                raise ConcurrentRemediation(f"{order.failure_id} is being remediated by another handler")
+        await self.publish(
+            RemediationStarted.answering(
+                order.cause,
+                actor=self.actor,
+                payload=RemediationStartedPayload(
+                    action=order.action,
+                    repository=order.target.repository,
+                    run_id=order.target.run_id,
+                    approved_by=order.approved_by,
+                ),
+            )
+        )
+        checks_ref = None
+        if run.run_attempt > intent.baseline_attempt:
+            detail = "the action had gone through before a restart"
+        else:  # a fix pull request is found again, not reopened, when this repeats after a crash
+            try:
+                performed = await perform(order.action, order.target, self.github)
+            except ActionRefused as exc:
+                await self._finish(order, intent, RemediationOutcome.FAILED, str(exc), None)
+                return intent.model_copy(update={"state": IntentState.FINISHED})
+            detail, checks_ref = performed.detail, performed.checks_ref
+        sent = intent.model_copy(
+            update={"state": IntentState.SENT, "detail": detail, "checks_ref": checks_ref}
+        )
+        await self.intents.put(order.failure_id, sent)
+        return sent
+
+    async def _verify(
+        self, order: Order, intent: RemediationIntent, heartbeat: Callable[[], Awaitable[None]]
+    ) -> None:
+        """GitHub being unavailable propagates: the order is redelivered and verification resumes."""
+        if intent.checks_ref is not None:  # a fix: its pull request's checks decide
+            verdict = await wait_for_checks(
+                RepositoryChanges(self.github),
+                intent.repository,
+                intent.checks_ref,
+                within_seconds=self.verify_timeout_seconds,
+                heartbeat=heartbeat,
+            )
+        else:
+            verdict = await wait_for_new_attempt(
+                self.github,
+                intent.repository,
+                intent.run_id,
+                after_attempt=intent.baseline_attempt,
+                within_seconds=self.verify_timeout_seconds,
+                heartbeat=heartbeat,
+            )
+        outcome = RemediationOutcome.SUCCEEDED if verdict.green else RemediationOutcome.FAILED
+        await self._finish(order, intent, outcome, f"{intent.detail}; {verdict.detail}", verdict.attempt)
+
+    async def _finish(
+        self,
+        order: Order,
+        intent: RemediationIntent,
+        outcome: RemediationOutcome,
+        detail: str,
+        attempt: int | None,
+    ) -> None:
+        await self.publish(
+            RemediationFinished.answering(
+                order.cause,
+                actor=self.actor,
+                payload=RemediationFinishedPayload(
+                    action=order.action,
+                    repository=intent.repository,
+                    run_id=intent.run_id,
+                    outcome=outcome,
+                    detail=detail,
+                    verified_run_attempt=attempt,
+                ),
+            )
+        )
+        finished = intent.model_copy(update={"state": IntentState.FINISHED, "detail": detail})
+        await self.intents.put(order.failure_id, finished)
+        REMEDIATIONS.labels(order.action.kind.value, outcome.value).inc()
+        log.info("remediation_finished", failure_id=order.failure_id, outcome=outcome.value, detail=detail)
