@@ -44,16 +44,17 @@ async def change(
 ) -> tuple[_R | None, _R | None]:
     """Apply ``step`` under compare-and-set; return (before, after). ``None`` from step: no write."""
     for _ in range(_MAX_TRIES):
-        found = await store.get(key)
-        before = found.record if found else None
+        revision = await store.revision(key)
+        found = await store.get(key) if revision is not None else None
+        if found is not None and found.revision != revision:
+            continue  # changed between the two reads
+        before = found.record if found else None  # unreadable garbage counts as absent
         after = step(before)
         if after is None or after == before:
             return before, before if after is None else after
         try:
-            if found is not None:
-                await store.replace(key, after, found.revision)
-            elif (revision := await store.revision(key)) is not None:
-                await store.replace(key, after, revision)  # unreadable garbage: overwrite by CAS
+            if revision is not None:
+                await store.replace(key, after, revision)  # only if nobody wrote since we read
             elif not await store.create(key, after):
                 continue
         except RecordConflict:
