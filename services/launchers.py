@@ -37,6 +37,14 @@ async def run_everything(settings: Settings, console: Console, config_path: Path
             mounts[composition.SANDBOX_MODEL_PREFIX] = create_sandbox_model().app
             updates["model_base_url"] = base + composition.SANDBOX_MODEL_PREFIX + "/v1"
             updates["model_api_key"] = SecretStr("sandbox")
+        if settings.slack_bot_token is None:
+            from medic.sandbox.slack import create_sandbox_slack
+
+            slack = create_sandbox_slack(events_url=f"{base}/slack/events")
+            mounts[composition.SANDBOX_SLACK_PREFIX] = slack.app
+            updates["slack_api_url"] = base + composition.SANDBOX_SLACK_PREFIX + "/api/"
+            updates["slack_bot_token"] = SecretStr(slack.token)
+            updates["slack_signing_secret"] = SecretStr(slack.signing_secret)
         updates["github_webhook_secret"] = SecretStr(secret)
         settings = settings.model_copy(update=updates)
         async with composition.open_parts(settings) as parts:
@@ -80,6 +88,7 @@ def _print_banner(
     if sandboxed:
         console.print(f"  sandbox GitHub   {settings.github_api_url}")
         console.print(f"  sandbox model    {settings.model_base_url}")
+        console.print(f"  sandbox Slack    {base}{composition.SANDBOX_SLACK_PREFIX}/_sandbox/channels")
         if generated_secret is not None:
             console.print(
                 f"  webhook secret   {generated_secret}   (generated for the sandbox;"

@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 
 from medic.bus import Bus
+from medic.events import Event, decode_event
 
 Condition = Callable[[], bool | Awaitable[bool]]
 
@@ -57,3 +58,34 @@ async def wait_until_caught_up(
         within=within,
         what=f"consumer {durable} settles everything published so far",
     )
+
+
+async def events_of(bus: Bus, event_type: str) -> list[Event]:
+    """Every event of ``event_type`` on the log right now (an ephemeral reader, no durable)."""
+    subject = bus.topology.subject(event_type)
+    info = await bus.js.stream_info(bus.topology.stream, subjects_filter=subject)
+    stored = int((info.state.subjects or {}).get(subject, 0))
+    if not stored:
+        return []
+    sub = await bus.js.pull_subscribe(subject, stream=bus.topology.stream)
+    try:
+        msgs = await sub.fetch(stored, timeout=10)
+        while len(msgs) < stored:
+            msgs += await sub.fetch(stored - len(msgs), timeout=10)
+    finally:
+        await sub.unsubscribe()
+    return [decode_event(msg.data) for msg in msgs]
+
+
+async def wait_for_events(
+    bus: Bus, event_type: str, count: int = 1, *, within: float = DEADLINE_SECONDS
+) -> list[Event]:
+    """Wait until at least ``count`` events of ``event_type`` are on the log; return them all."""
+    found: list[Event] = []
+
+    async def enough() -> bool:
+        found[:] = await events_of(bus, event_type)
+        return len(found) >= count
+
+    await wait_for(enough, within=within, every=0.05, what=f"{count} x {event_type} on the log")
+    return found

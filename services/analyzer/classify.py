@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from medic.confidence import NEEDS_A_PERSON, SECOND_OPINION_BELOW
 from medic.events import (
     ActionKind,
     AnalysisMethod,
@@ -44,7 +45,7 @@ from medic.services.analyzer.steps import FailingStep, find_failing_step, step_p
 
 UNKNOWN_CONFIDENCE = 0.2
 UNKNOWN_RISK = 6
-CONFIDENT_THRESHOLD = 0.7
+CONFIDENT_THRESHOLD = SECOND_OPINION_BELOW
 _BATCH_LINES = 4096
 _EVIDENCE_TEXTS = 3
 _FLAKY_ELIGIBLE = frozenset({Category.TEST_FAILURE, Category.TIMEOUT, Category.UNKNOWN, Category.FLAKY_TEST})
@@ -64,10 +65,13 @@ _WARNING_LINE = re.compile(
     r"^\s*(?:\[(?:WARNING|WARN)\]|WARNING:|warning:|npm WARN|W: |\S+:\d+(?::\d+)?: warning:)"
 )
 _MISSING_MODULE_RULE = "python-missing-module"
+_EXPLAINING = 2.0
+"""Anchor weight a line needs to explain a failure (a warning or a stack frame does not)."""
 _PRIOR_CONFIDENCE = 0.5
 _PRIOR_RISK = 5
 _GENERIC_EXIT = re.compile(
-    r"process completed with exit code|exited with \d|exit code:? \d|^error: process .* exit|build failed",
+    r"process completed with exit code|exited with \d|exit code:? \d|^error: process .* exit|build failed"
+    r"|^\W*(?:error|errors|failed|failure|fail|fatal)\W*$",
     re.IGNORECASE,
 )
 
@@ -262,9 +266,9 @@ def _evidence_names(scan: _Scan, rules: Sequence[Rule], ranked: Sequence[int]) -
 def _from_step(scan: _Scan, excerpt: tuple[ExcerptLine, ...]) -> LogAnalysis | None:
     """No rule fired in the failing step: its identity (command, task, goal) is a weaker prior."""
     prior = step_prior(scan.step.name)
-    if prior is None:
-        return None
     evidence = _explaining_lines(scan)
+    if prior is None or not evidence:
+        return None
     return LogAnalysis(
         category=prior,
         risk=_PRIOR_RISK,
@@ -280,7 +284,7 @@ def _from_step(scan: _Scan, excerpt: tuple[ExcerptLine, ...]) -> LogAnalysis | N
 def _explaining_lines(scan: _Scan) -> list[str]:
     """The strongest anchors of the failing step, nearest its end: never generic exit lines."""
     ranked = sorted(
-        (i for i in scan.weights if scan.step.start <= i <= scan.step.end),
+        (i for i, w in scan.weights.items() if scan.step.start <= i <= scan.step.end and w >= _EXPLAINING),
         key=lambda i: (-scan.weights[i] * closeness(scan.step, i), -i),
     )
     texts = [scan.lines[i].text for i in ranked if not _GENERIC_EXIT.search(scan.lines[i].text)]
@@ -295,6 +299,8 @@ def _summary(winner: Rule, found: _RuleEvidence) -> str:
 
 
 def _unknown(scan: _Scan, excerpt: tuple[ExcerptLine, ...]) -> LogAnalysis:
+    """No known cause. The fingerprint comes from the lines that explain the failure (never a
+    generic exit line); with no such line there is none, so nothing can be shared under it."""
     evidence = _explaining_lines(scan)
     return LogAnalysis(
         category=Category.UNKNOWN,
@@ -304,7 +310,7 @@ def _unknown(scan: _Scan, excerpt: tuple[ExcerptLine, ...]) -> LogAnalysis:
         proposed_action=ProposedAction(kind=ActionKind.NONE),
         summary="unknown: no known cause matched; a human should look",
         excerpt=excerpt,
-        fingerprint=fingerprint(evidence, salt="unknown"),
+        fingerprint=fingerprint(evidence, salt="unknown") if evidence else "",
     )
 
 
@@ -326,7 +332,7 @@ def apply_history(analysis: LogAnalysis, evidence: FlakinessEvidence) -> LogAnal
             "category": Category.FLAKY_TEST,
             "retryable": True,
             "risk": min(analysis.risk, 3) if known else analysis.risk,
-            "confidence": max(analysis.confidence, 0.8) if known else 0.6,
+            "confidence": max(analysis.confidence, 0.8) if known else NEEDS_A_PERSON,
             "proposed_action": ProposedAction(kind=ActionKind.RERUN_FAILED_JOBS),
         }
     return analysis.model_copy(update=changes)
@@ -343,15 +349,28 @@ def analyze_failure(
     knowledge_base: KnowledgeBase,
     history: RunHistory | None = None,
     max_lines: int = DEFAULT_MAX_LINES,
+    baselines: Mapping[int, str] | None = None,
 ) -> LogAnalysis:
     """One verdict for a run with several failed jobs.
+
+    ``baselines`` maps a job id to the log of the last green run of the same job, when one
+    was found: that job's new lines rank first.
 
     The known cause with the highest risk (then confidence) wins, since rerunning cannot
     fix a job that failed for a worse reason. Risk is the highest of all jobs, and an
     unexplained job caps confidence: part of the failure is still unexplained.
     """
+    green = baselines or {}
     analyses = [
-        (job, analyze_log(job.log_excerpt, knowledge_base=knowledge_base, max_lines=max_lines))
+        (
+            job,
+            analyze_log(
+                job.log_excerpt,
+                knowledge_base=knowledge_base,
+                max_lines=max_lines,
+                baseline=green.get(job.job_id),
+            ),
+        )
         for job in jobs
     ]
     if not analyses:
@@ -367,7 +386,7 @@ def analyze_failure(
     confidence = best.confidence
     notes: list[str] = []
     if unexplained and best.category is not Category.UNKNOWN:
-        confidence = min(confidence, 0.6)
+        confidence = min(confidence, NEEDS_A_PERSON)  # a job unexplained: a person looks
         notes.append(f"unexplained jobs: {', '.join(unexplained)}")
     combined = best.model_copy(
         update={
@@ -375,7 +394,7 @@ def analyze_failure(
             "confidence": confidence,
             "matched_rules": tuple(dict.fromkeys(r for _, a in analyses for r in a.matched_rules)),
             "summary": " | ".join(f"{j.name}: {a.summary}" for j, a in analyses),
-            "notes": tuple(notes),
+            "notes": tuple(dict.fromkeys((*notes, *(n for _, a in analyses for n in a.notes)))),
         }
     )
     return apply_history(combined, assess_history(history))

@@ -4,10 +4,13 @@ Called only when the rules are not confident. The model reads attacker-controlle
 text, so its answer is advice, never authority:
 
 - risk: ``max(rules floor, model risk)``; a fooled model saying "risk 0" changes nothing;
-- category: the model's, only when the rules said ``unknown`` or the model is more confident;
+- category: the rules' verdict bounds it. What the rules could not explain stays
+  ``unknown`` (the gate's "cause unknown" blocker: a person decides; the model's opinion is
+  in the summary for them); a known category changes only when the model is more confident,
+  and never into one that can trigger an automatic action (infrastructure, timeout,
+  flaky_test) unless the rules said so too;
 - action: one of the typed :class:`ActionKind` values, and never more autonomy than the
-  rules allowed; for an unknown failure it stays ``none`` unless the model is at least
-  0.8 confident in ``rerun_failed_jobs`` (the one action that cannot change code or state);
+  rules allowed; for an unknown failure it stays ``none`` (a person chooses one);
 - model unavailable: the rules' answer, with risk +2 and confidence halved, so the gate
   leans towards asking a human.
 """
@@ -30,7 +33,8 @@ from medic.events import (
 from medic.llm.client import ModelClient, ModelUnavailable
 from medic.llm.schema import ModelVerdict, RulesHint
 
-UNKNOWN_RERUN_MIN_CONFIDENCE: Final = 0.8
+AUTOMATIC_CATEGORIES: Final = frozenset({Category.INFRASTRUCTURE, Category.TIMEOUT, Category.FLAKY_TEST})
+"""Categories that can lead to an automatic action: only the rules can say them."""
 UNAVAILABLE_RISK_PENALTY: Final = 2
 UNAVAILABLE_CONFIDENCE_FACTOR: Final = 0.5
 UNAVAILABLE_NOTE: Final = "model unavailable"
@@ -145,12 +149,8 @@ def model_unavailable(rules: LogAnalysisLike) -> RefinedAnalysis:
 
 def _combined_action(rules: LogAnalysisLike, verdict: ModelVerdict) -> ProposedAction:
     allowed = rules.proposed_action
-    if rules.category is Category.UNKNOWN:
-        confident_rerun = (
-            verdict.action is ActionKind.RERUN_FAILED_JOBS
-            and verdict.confidence >= UNKNOWN_RERUN_MIN_CONFIDENCE
-        )
-        return ProposedAction(kind=ActionKind.RERUN_FAILED_JOBS if confident_rerun else ActionKind.NONE)
+    if rules.category is Category.UNKNOWN or allowed.kind is ActionKind.NONE:
+        return ProposedAction(kind=ActionKind.NONE)  # the model never turns "none" into an action
     if verdict.action is allowed.kind:
         return allowed  # keeps the rules' parameters (e.g. the cache key)
     if _autonomy(verdict.action) >= _autonomy(allowed.kind):
@@ -162,10 +162,20 @@ def _combined_action(rules: LogAnalysisLike, verdict: ModelVerdict) -> ProposedA
 
 def combine(rules: LogAnalysisLike, verdict: ModelVerdict) -> RefinedAnalysis:
     """Merge the model's verdict into the rules' result; see the module docstring."""
-    model_wins = rules.category is Category.UNKNOWN or verdict.confidence > rules.confidence
-    category = verdict.category if model_wins and verdict.category is not Category.UNKNOWN else rules.category
-    confidence = verdict.confidence if category is verdict.category and model_wins else rules.confidence
+    model_wins = (
+        rules.category is not Category.UNKNOWN
+        and verdict.category is not Category.UNKNOWN
+        and verdict.confidence > rules.confidence
+        and (verdict.category not in AUTOMATIC_CATEGORIES or verdict.category is rules.category)
+    )
+    category = verdict.category if model_wins else rules.category
+    confidence = verdict.confidence if model_wins else rules.confidence
     summary = verdict.summary or rules.summary
+    if category is not verdict.category and verdict.category is not Category.UNKNOWN:
+        summary = (
+            f"{rules.summary} (model suggests {verdict.category.value} at {verdict.confidence:.2f}: "
+            f"{verdict.summary[:300]}; the rules' verdict bounds what happens without a person)"
+        )
     if verdict.risk < rules.risk:
         summary = f"{summary} (model suggested risk {verdict.risk}; the rules floor {rules.risk} holds)"
     return RefinedAnalysis(

@@ -58,7 +58,7 @@ class FailingStep:
 
 
 def find_failing_step(lines: Sequence[CleanLine]) -> FailingStep:
-    """The first step that reported a failure, or the whole log when nothing was marked."""
+    """The first step that reported a failure, or the whole log when none did."""
     starts: list[tuple[int, str, str]] = []
     last = len(lines) - 1
     for index, line in enumerate(lines):
@@ -107,10 +107,7 @@ def find_failing_step(lines: Sequence[CleanLine]) -> FailingStep:
             section = _GITLAB_SECTION.match(text)
             if section:
                 starts.append((index, section.group(1), "gitlab"))
-    if starts:
-        index, name, system = starts[-1]
-        return FailingStep(index, last, name, True, system)
-    return FailingStep(0, last)
+    return FailingStep(0, last)  # steps but no failed one (a killed job, an unknown marker): the whole log
 
 
 def _step(starts: list[tuple[int, str, str]], end: int, system: str, fallback: str) -> FailingStep:

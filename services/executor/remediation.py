@@ -68,30 +68,14 @@ class Remediation:
     async def give_up(self, order: Order, detail: str) -> None:
         """An explicit end with its reason, never a failure left in ``remediating``."""
         found = await self.intents.get(order.failure_id)
-        intent = found.record if found else None
-        if intent is None:
-            intent = RemediationIntent(
-                failure_id=order.failure_id,
-                repository=order.target.repository,
-                run_id=order.target.run_id,
-                action=order.action,
-                baseline_attempt=0,
-                approved_by=order.approved_by,
-            )
+        intent = found.record if found else _intent_for(order, baseline_attempt=0)
         if intent.state is not IntentState.FINISHED:
             await self._finish(order, intent, RemediationOutcome.FAILED, detail, None)
 
     async def _act(self, order: Order, intent: RemediationIntent | None) -> RemediationIntent:
         run = await self.github.get_run(order.target.repository, order.target.run_id)
         if intent is None:
-            intent = RemediationIntent(
-                failure_id=order.failure_id,
-                repository=order.target.repository,
-                run_id=order.target.run_id,
-                action=order.action,
-                baseline_attempt=run.run_attempt,
-                approved_by=order.approved_by,
-            )
+            intent = _intent_for(order, baseline_attempt=run.run_attempt)
             if not await self.intents.create(order.failure_id, intent):
                 raise ConcurrentRemediation(f"{order.failure_id} is being remediated by another handler")
         await self.publish(
@@ -172,3 +156,14 @@ class Remediation:
         await self.intents.put(order.failure_id, finished)
         REMEDIATIONS.labels(order.action.kind.value, outcome.value).inc()
         log.info("remediation_finished", failure_id=order.failure_id, outcome=outcome.value, detail=detail)
+
+
+def _intent_for(order: Order, *, baseline_attempt: int) -> RemediationIntent:
+    return RemediationIntent(
+        failure_id=order.failure_id,
+        repository=order.target.repository,
+        run_id=order.target.run_id,
+        action=order.action,
+        baseline_attempt=baseline_attempt,
+        approved_by=order.approved_by,
+    )

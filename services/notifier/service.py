@@ -1,13 +1,20 @@
-"""Notifier wiring: every event in, one line per stage out (Slack threads come later)."""
+"""Notifier wiring: every event in; one Slack thread per failure out (and a log line per stage).
+
+Without Slack configured (no bot token and no sandbox) it only writes the log lines.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from medic.bus import Delivery
+from medic.bus import Bus, Delivery
+from medic.config import Settings
 from medic.events import Event
 from medic.runtime import EVERY_EVENT, Service
 from medic.services.notifier.render import describe
+from medic.services.notifier.teller import ThreadTeller
+from medic.services.notifier.threads import ThreadStore
+from medic.slack.client import SlackClient
 from medic.telemetry import logger
 
 log = logger(__name__)
@@ -16,9 +23,34 @@ log = logger(__name__)
 class NotifierService(Service):
     name = "notifier"
     consumes = EVERY_EVENT
+    concurrency = 8
+    """Slack takes about one message a second per channel: more handlers would only queue."""
 
-    def __init__(self, *, write: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        bus: Bus | None = None,
+        slack: SlackClient | None = None,
+        write: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.slack = slack
         self.write = write or (lambda line: log.info("stage", line=line))
+        self.teller: ThreadTeller | None = None
+
+    async def start(self) -> None:
+        if self.slack is None or self.bus is None or self.settings is None:
+            return
+        store = await ThreadStore.open(self.bus.js, f"{self.bus.topology.stream}_slack_threads")
+        self.teller = ThreadTeller(settings=self.settings, slack=self.slack, store=store)
+
+    def ready(self) -> bool:
+        return self.slack is None or self.teller is not None
 
     async def handle(self, event: Event, delivery: Delivery) -> None:
-        self.write(describe(event))
+        if delivery.num_delivered == 1:
+            self.write(describe(event))
+        if self.teller is not None:
+            await self.teller.tell(event, delivery)

@@ -80,6 +80,7 @@ async def test_every_request_the_client_sends_is_declared_by_slack(slack: Runnin
     await client.update_message(parent.channel, parent.ts, text="edited", blocks=[{"type": "divider"}])
     await client.post_ephemeral(parent.channel, "U0MALLORY3", text="not you", thread_ts=parent.ts)
     assert (await client.permalink(parent.channel, parent.ts)).startswith("http")
+    assert [m["text"] for m in await client.thread_replies(parent.channel, parent.ts)] == ["edited", "reply"]
     assert (await client.user_info("U0ALICE001")).name == "alice"
     assert await client.usergroup_members("S0SRELEADS") == {"U0ALICE001", "U0BOB00002"}
     assert (await client.auth_test())["user_id"]
@@ -93,7 +94,7 @@ async def test_every_request_the_client_sends_is_declared_by_slack(slack: Runnin
     sent = slack.slack.requests
     assert {r["method"] for r in sent} == {
         "chat.postMessage", "chat.update", "chat.postEphemeral", "chat.getPermalink",
-        "users.info", "usergroups.users.list", "auth.test", "views.open",
+        "users.info", "usergroups.users.list", "auth.test", "views.open", "conversations.replies",
     }  # fmt: skip
     for request in sent:
         assert_request_valid(request["method"], request["params"], bearer=request["bearer"])
@@ -135,6 +136,9 @@ async def test_update_and_permalink_answers_for_a_real_message_match(http: httpx
     updated = (await http.post("/api/chat.update", json={**where, "text": "q"}, headers=TOKEN)).json()
     assert updated["ok"] is True
     assert_answer_valid("chat.update", updated)
+    replies = (await http.get("/api/conversations.replies", params=where, headers=TOKEN)).json()
+    assert [m["text"] for m in replies["messages"]] == ["q"]
+    assert_answer_valid("conversations.replies", replies)
     link = (
         await http.get(
             "/api/chat.getPermalink",

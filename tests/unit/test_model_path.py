@@ -86,7 +86,7 @@ def test_injection_answer_of_risk_zero_cannot_lower_the_floor() -> None:
 @pytest.mark.parametrize(
     ("action", "confidence", "expected"),
     [
-        (ActionKind.RERUN_FAILED_JOBS, 0.8, ActionKind.RERUN_FAILED_JOBS),
+        (ActionKind.RERUN_FAILED_JOBS, 1.0, ActionKind.NONE),
         (ActionKind.RERUN_FAILED_JOBS, 0.79, ActionKind.NONE),
         (ActionKind.RERUN_WORKFLOW, 0.99, ActionKind.NONE),
         (ActionKind.CLEAR_CACHE, 0.99, ActionKind.NONE),
@@ -94,11 +94,31 @@ def test_injection_answer_of_risk_zero_cannot_lower_the_floor() -> None:
         (ActionKind.NONE, 1.0, ActionKind.NONE),
     ],
 )
-def test_unknown_stays_none_unless_a_confident_rerun(
+def test_unknown_stays_unknown_with_no_action_whatever_the_model_says(
     action: ActionKind, confidence: float, expected: ActionKind
 ) -> None:
-    result = combine(RulesResult(), verdict(action=action, confidence=confidence))
+    """Issue 9: a model obeying an injection made every unknown failure flaky_test, 1.0, rerun."""
+    result = combine(
+        RulesResult(), verdict(category=Category.FLAKY_TEST, action=action, confidence=confidence)
+    )
     assert result.proposed_action.kind is expected
+    assert result.category is Category.UNKNOWN, "the gate's 'cause unknown' blocker stays"
+    assert result.confidence == RulesResult().confidence
+    assert "model suggests flaky_test" in result.summary
+
+
+def test_a_known_cause_with_no_action_gets_none_from_the_model() -> None:
+    rules = RulesResult(category=Category.TEST_FAILURE, confidence=0.5, proposed_action=NONE)
+    assert (
+        combine(rules, verdict(action=ActionKind.RERUN_FAILED_JOBS, confidence=1.0)).proposed_action == NONE
+    )
+
+
+def test_the_model_cannot_move_a_known_cause_into_an_automatic_category() -> None:
+    rules = RulesResult(category=Category.TEST_FAILURE, confidence=0.5, proposed_action=NONE)
+    for automatic in (Category.FLAKY_TEST, Category.INFRASTRUCTURE, Category.TIMEOUT):
+        assert combine(rules, verdict(category=automatic, confidence=1.0)).category is Category.TEST_FAILURE
+    assert combine(rules, verdict(category=Category.COMPILE, confidence=0.9)).category is Category.COMPILE
 
 
 def test_model_cannot_escalate_a_known_failure_beyond_the_rules_action() -> None:
@@ -117,10 +137,13 @@ def test_cache_key_comes_only_from_the_rules() -> None:
     assert combine(fix_pr, verdict(action=ActionKind.CLEAR_CACHE)).proposed_action == NONE
 
 
-def test_category_from_the_model_only_when_rules_unknown_or_less_confident() -> None:
-    assert combine(RulesResult(), verdict(confidence=0.4)).category is Category.INFRASTRUCTURE
+def test_category_from_the_model_only_when_more_confident_and_not_automatic() -> None:
+    assert combine(RulesResult(), verdict(confidence=0.4)).category is Category.UNKNOWN
     known = RulesResult(category=Category.TEST_FAILURE, confidence=0.6)
-    assert combine(known, verdict(confidence=0.7)).category is Category.INFRASTRUCTURE
+    assert (
+        combine(known, verdict(category=Category.DEPENDENCY, confidence=0.7)).category is Category.DEPENDENCY
+    )
+    assert combine(known, verdict(confidence=0.7)).category is Category.TEST_FAILURE
     kept = combine(known, verdict(confidence=0.5))
     assert kept.category is Category.TEST_FAILURE and kept.confidence == 0.6
     assert (
@@ -149,10 +172,12 @@ _verdicts = st.builds(
 def test_combination_never_lowers_risk_nor_raises_autonomy(rules: RulesResult, answer: ModelVerdict) -> None:
     result = combine(rules, answer)
     assert result.risk == max(rules.risk, answer.risk) >= rules.risk
+    if rules.category is Category.UNKNOWN or rules.proposed_action.kind is ActionKind.NONE:
+        assert result.proposed_action.kind is ActionKind.NONE
     if rules.category is Category.UNKNOWN:
-        assert result.proposed_action.kind in (ActionKind.NONE, ActionKind.RERUN_FAILED_JOBS)
-        if result.proposed_action.kind is ActionKind.RERUN_FAILED_JOBS:
-            assert answer.confidence >= 0.8 and answer.action is ActionKind.RERUN_FAILED_JOBS
+        assert result.category is Category.UNKNOWN
+    elif result.category in (Category.INFRASTRUCTURE, Category.TIMEOUT, Category.FLAKY_TEST):
+        assert result.category is rules.category
     else:
         assert AUTONOMY[result.proposed_action.kind] <= AUTONOMY[rules.proposed_action.kind]
     assert result.fingerprint == rules.fingerprint and result.excerpt == rules.excerpt
@@ -193,9 +218,10 @@ async def test_unsure_rules_are_refined_by_the_model(client: ModelClient) -> Non
     result = await refine_with_model(RulesResult(risk=5), client=client, confidence_threshold=0.7)
     assert isinstance(result, RefinedAnalysis)
     assert result.method is AnalysisMethod.MODEL
-    assert result.category is Category.INFRASTRUCTURE
+    assert result.category is Category.UNKNOWN  # the model's opinion is advice for a person
+    assert "model suggests infrastructure" in result.summary
     assert result.risk == 5  # the model said 2: the floor holds
-    assert result.proposed_action == RERUN  # unknown rules, model 0.86 sure of a rerun
+    assert result.proposed_action == NONE  # unknown rules: no action without a person
     assert result.prompt_tokens > 0 and result.completion_tokens > 0
 
 

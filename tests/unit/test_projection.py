@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import pytest
 from hypothesis import given
@@ -79,8 +79,24 @@ _row = {
 def test_row_hash_is_canonical() -> None:
     reordered = dict(_row, details={"payload": {"a": [1, 2], "b": 1}})
     assert row_hash(GENESIS_HASH, **_row) == row_hash(GENESIS_HASH, **reordered)  # type: ignore[arg-type]
-    other_zone = dict(_row, occurred_at=START.astimezone(UTC).replace(tzinfo=None).replace(tzinfo=UTC))
+
+
+ZONES = [
+    timezone(timedelta(hours=5, minutes=30)),
+    timezone(-timedelta(hours=8)),
+    timezone(-timedelta(hours=11)),
+]
+"""Fixed offsets (India, US Pacific winter, Niue): no dependence on the machine's tz database."""
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_row_hash_is_the_same_for_one_instant_written_in_two_zones(zone: tzinfo) -> None:
+    elsewhere = START.astimezone(zone)
+    assert elsewhere == START and elsewhere.isoformat() != START.isoformat()  # same instant, other text
+    other_zone = dict(_row, occurred_at=elsewhere)
     assert row_hash(GENESIS_HASH, **_row) == row_hash(GENESIS_HASH, **other_zone)  # type: ignore[arg-type]
+    same_wall_clock = dict(_row, occurred_at=START.replace(tzinfo=zone))  # another instant
+    assert row_hash(GENESIS_HASH, **_row) != row_hash(GENESIS_HASH, **same_wall_clock)  # type: ignore[arg-type]
 
 
 @given(

@@ -278,6 +278,28 @@ def _open_view(sandbox: SandboxSlack, params: dict[str, Any], base: str) -> dict
     return {"ok": True, "view": {k: v for k, v in opened.items() if k != "opened_for"}}
 
 
+def _replies(sandbox: SandboxSlack, params: dict[str, Any], base: str) -> dict[str, Any]:
+    ws = sandbox.workspace
+    channel = ws.channel(str(params.get("channel", "")))
+    if channel is None:
+        raise ValueError("channel_not_found")
+    ts = str(params.get("ts", ""))
+    thread = ws.thread(channel.id, ts)
+    if not thread:
+        raise ValueError("thread_not_found")
+    messages = []
+    for message in thread:
+        shown = {**message.as_json(), "thread_ts": ts}
+        shown.pop("edits", None)
+        shown.pop("channel", None)
+        if message.ts == ts:
+            shown.update(reply_count=len(thread) - 1, subscribed=False)
+        else:
+            shown["parent_user_id"] = BOT_USER_ID
+        messages.append(shown)
+    return {"ok": True, "messages": messages, "has_more": False}
+
+
 def _auth_test(sandbox: SandboxSlack, params: dict[str, Any], base: str) -> dict[str, Any]:
     return {
         "ok": True,
@@ -299,6 +321,7 @@ _METHODS = {
     "usergroups.users.list": _usergroup_users,
     "views.open": _open_view,
     "auth.test": _auth_test,
+    "conversations.replies": _replies,
 }
 
 

@@ -141,6 +141,13 @@ class SlackClient:
             ),
         )
 
+    async def thread_replies(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The parent and its replies (first page: a failure's thread is short)."""
+        data = await self._call(
+            "conversations.replies", lambda: self.web.conversations_replies(channel=channel, ts=ts, limit=200)
+        )
+        return [m for m in data.get("messages", []) if isinstance(m, dict)]
+
     async def permalink(self, channel: str, ts: str) -> str:
         data = await self._call(
             "chat.getPermalink", lambda: self.web.chat_getPermalink(channel=channel, message_ts=ts)
