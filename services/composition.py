@@ -149,7 +149,9 @@ def _analyzer(settings: Settings, parts: Parts) -> Service:
     from medic.services.analyzer.knowledge import knowledge_for_settings
     from medic.services.analyzer.service import AnalyzerService
 
-    return AnalyzerService(bus=parts.bus, knowledge_for=knowledge_for_settings(settings), model=parts.model)
+    return AnalyzerService(
+        bus=parts.bus, knowledge_for=knowledge_for_settings(settings), model=parts.model, github=parts.github
+    )
 
 
 def _safety_gate(settings: Settings, parts: Parts) -> Service:

@@ -84,10 +84,14 @@ class Bucket(StrEnum):
     LOGS = "LOGS"
     """Object store: log tails too large to ride inside an event (monitor writes, analyzer reads)."""
     ANALYSIS_CACHE = "analysis_cache"
+    GREEN_LOGS = "green_logs"
+    """The last green log of a workflow job, compressed, for the analyzer to compare with (1 day)."""
     APPROVALS = "approvals"
     REMEDIATIONS = "remediations"
     MONITOR_CURSORS = "monitor_cursors"
     MONITOR_DETECTED = "monitor_detected"
+    MONITOR_SENDERS = "monitor_senders"
+    """Repositories that have sent a webhook: the catch-up poll's list."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,7 @@ class Bus:
         ack_wait_seconds: float = 30.0,
         batch_handler: BatchHandler | None = None,
         max_batch: int = 256,
+        decode: Callable[[bytes], Any] = decode_event,
     ) -> Subscription:
         """The service's durable consumer on the event stream (all events when no types given).
 
@@ -226,7 +231,7 @@ class Bus:
             handler=handler,
             stream=t.stream,
             subjects=tuple(t.subject(n) for n in event_types) or (t.events_wildcard,),
-            decode=decode_event,
+            decode=decode,
             max_deliver=max_deliver,
             concurrency=concurrency,
             ack_wait_seconds=ack_wait_seconds,

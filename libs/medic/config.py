@@ -222,6 +222,9 @@ class Settings(BaseSettings):
     """Organisations whose every (non-archived) repository is polled."""
     poll_lookback_minutes: float = Field(default=60.0, ge=0, le=7 * 24 * 60)
     """On the first poll of a repository (no cursor yet), failures this recent are reported."""
+    catch_up_polling: bool = True
+    """Every repository that has sent a webhook is also polled, on start and every interval,
+    so deliveries lost while the monitor was down are recovered (idle ones answer 304, free)."""
     github_app_id: int | None = Field(default=None, ge=1)
     """With a private key, the monitor and executor act as this GitHub App (wins over the token)."""
     github_app_private_key: SecretStr | None = None

@@ -16,7 +16,9 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 import uuid_utils
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from medic.boundary import clean_text
 
 FAILURE_NAMESPACE = uuid.UUID("6f1c1d3e-9a51-4f3c-8a43-2f0b6d1e7c55")
 """Namespace of the derived failure ids; changing it would split every known failure in two."""
@@ -42,6 +44,10 @@ def derive_event_id(causation_id: str, event_type: str, at: datetime) -> str:
     value = (millis << 80) | (0x7 << 76) | (digest & ((1 << 76) - 1))
     value = (value & ~(0b11 << 62)) | (0b10 << 62)  # RFC 9562 variant
     return str(uuid.UUID(int=value))
+
+
+CleanText = Annotated[str, AfterValidator(clean_text)]
+"""Free text in an event: never a NUL or a lone surrogate, whoever built it (see :mod:`medic.boundary`)."""
 
 
 def utc_now() -> datetime:
@@ -89,7 +95,7 @@ class FileEdit(Frozen):
 
 class ProposedAction(Frozen):
     kind: ActionKind
-    cache_key: str | None = None
+    cache_key: CleanText | None = None
     """For ``clear_cache``: the cache key prefix to delete."""
     edits: tuple[FileEdit, ...] = ()
     """For ``open_fix_pr``: the typed change; the gate checks its paths, the executor its content."""
@@ -119,39 +125,39 @@ class RemediationOutcome(StrEnum):
 
 class FailedJob(Frozen):
     job_id: int
-    name: str
-    failed_steps: tuple[str, ...] = ()
-    log_excerpt: str = ""
+    name: CleanText
+    failed_steps: tuple[CleanText, ...] = ()
+    log_excerpt: CleanText = ""
     """A bounded tail of the job log (never the whole log)."""
-    log_ref: str | None = None
+    log_ref: CleanText | None = None
     """Where the excerpt was stored when it was too large to travel inline."""
     log_truncated: bool = False
-    log_unavailable_reason: str | None = None
+    log_unavailable_reason: CleanText | None = None
 
 
 class RunHistory(Frozen):
     earlier_attempts_passed: int = 0
     earlier_attempts_failed: int = 0
-    parent_commit_conclusion: str | None = None
+    parent_commit_conclusion: CleanText | None = None
 
 
 class WorkflowRunFacts(Frozen):
     """What GitHub tells of one failed run attempt: the monitor's intake record and
     FailureDetected both carry exactly these, so they are written once, here."""
 
-    repository: str
+    repository: CleanText
     run_id: int
     run_attempt: int = Field(ge=1)
-    workflow_name: str
-    workflow_path: str = ""
-    event: str = ""
-    branch: str = ""
-    head_sha: str = ""
-    commit_message: str = ""
-    actor: str = ""
+    workflow_name: CleanText
+    workflow_path: CleanText = ""
+    event: CleanText = ""
+    branch: CleanText = ""
+    head_sha: CleanText = ""
+    commit_message: CleanText = ""
+    actor: CleanText = ""
     pull_requests: tuple[int, ...] = ()
-    html_url: str = ""
-    conclusion: str = "failure"
+    html_url: CleanText = ""
+    conclusion: CleanText = "failure"
     run_started_at: datetime | None = None
     source: Literal["webhook", "poll"] = "webhook"
 
@@ -175,11 +181,11 @@ class FailureDetectedPayload(WorkflowRunFacts):
 
 class ExcerptLine(Frozen):
     line: int = Field(ge=1)
-    text: str
+    text: CleanText
 
 
 class AnalysisCompletedPayload(Frozen):
-    repository: str
+    repository: CleanText
     run_id: int
     run_attempt: int = Field(ge=1)
     """Carried from FailureDetected so the gate decides from this event alone."""
@@ -188,25 +194,27 @@ class AnalysisCompletedPayload(Frozen):
     confidence: float = Field(ge=0.0, le=1.0)
     proposed_action: ProposedAction
     method: AnalysisMethod
-    fingerprint: str
-    summary: str = ""
+    fingerprint: CleanText
+    summary: CleanText = ""
     retryable: bool = False
-    matched_rules: tuple[str, ...] = ()
+    matched_rules: tuple[CleanText, ...] = ()
     excerpt: tuple[ExcerptLine, ...] = ()
     branch: str = ""
     """Carried from FailureDetected: protected and release branches can need a person."""
     head_sha: str = ""
     """The failing commit, which a fix pull request starts from."""
+    baseline_run_id: int | None = None
+    """The last green run of the same job that the failing log was compared with, if any."""
 
 
 class GateDecidedPayload(Frozen):
     outcome: GateOutcome
-    reasons: tuple[str, ...]
+    reasons: tuple[CleanText, ...]
     """Every decision says why, in words a reviewer can check."""
     risk: int = Field(ge=0, le=10)
     risk_threshold: int = Field(ge=0, le=10)
     action: ProposedAction
-    repository: str
+    repository: CleanText
     run_id: int
     run_attempt: int = Field(ge=1)
     dry_run: bool = False
@@ -214,50 +222,50 @@ class GateDecidedPayload(Frozen):
 
 
 class ApprovalRequestedPayload(Frozen):
-    approval_id: str
+    approval_id: CleanText
     action: ProposedAction
-    repository: str
+    repository: CleanText
     run_id: int
-    reasons: tuple[str, ...] = ()
+    reasons: tuple[CleanText, ...] = ()
     expires_at: datetime
 
 
 class ApprovalGrantedPayload(Frozen):
-    approval_id: str
-    approver: str
+    approval_id: CleanText
+    approver: CleanText
     action: ProposedAction
     """What was approved, so the executor needs nothing but this event."""
-    repository: str
+    repository: CleanText
     run_id: int
-    comment: str = ""
+    comment: CleanText = ""
 
 
 class ApprovalRejectedPayload(Frozen):
-    approval_id: str
-    approver: str
-    reason: str = ""
-    repository: str = ""
+    approval_id: CleanText
+    approver: CleanText
+    reason: CleanText = ""
+    repository: CleanText = ""
 
 
 class ApprovalExpiredPayload(Frozen):
-    approval_id: str
+    approval_id: CleanText
     expired_at: datetime
-    repository: str = ""
+    repository: CleanText = ""
 
 
 class RemediationStartedPayload(Frozen):
     action: ProposedAction
-    repository: str
+    repository: CleanText
     run_id: int
-    approved_by: str | None = None
+    approved_by: CleanText | None = None
 
 
 class RemediationFinishedPayload(Frozen):
     action: ProposedAction
-    repository: str
+    repository: CleanText
     run_id: int
     outcome: RemediationOutcome
-    detail: str = ""
+    detail: CleanText = ""
     verified_run_attempt: int | None = None
     """The run attempt whose conclusion decided the outcome (the proof CI went green, or not)."""
 
@@ -325,7 +333,7 @@ class Envelope(Frozen):
     occurred_at: datetime = Field(default_factory=utc_now)
     failure_id: str
     causation_id: str | None = None
-    actor: str
+    actor: CleanText
 
     @classmethod
     def answering(cls, cause: Envelope, **fields: Any) -> Self:

@@ -22,7 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from medic.bus import Bus, Delivery, Subscription
 from medic.config import Settings
-from medic.events import EVENT_TYPES, ConfigReloaded, Envelope, Event
+from medic.events import EVENT_TYPES, ConfigReloaded, Envelope, Event, decode_event
+from medic.http_guard import HostileInputGuard
 from medic.telemetry import instrument_app, logger
 
 log = logger(__name__)
@@ -51,6 +52,11 @@ class Service:
     concurrency: ClassVar[int] = 16
 
     def router(self) -> APIRouter | None:
+        return None
+
+    def decoder(self) -> Callable[[bytes], Any] | None:
+        """How the consumer reads a message; ``None`` is :func:`medic.events.decode_event` (bad
+        bytes go to the dead letters). The projector reads leniently and records what it cannot."""
         return None
 
     async def handle(self, event: Event, delivery: Delivery) -> None:
@@ -117,6 +123,7 @@ class ServiceHost:
 
         for prefix, sub_app in self.mounts.items():
             app.mount(prefix, sub_app)
+        app.add_middleware(HostileInputGuard)
         return app
 
     def readiness(self) -> dict[str, bool]:
@@ -140,6 +147,7 @@ class ServiceHost:
                 max_deliver=self.settings.max_deliver,
                 concurrency=service.concurrency,
                 batch_handler=service.handle_batch,
+                decode=service.decoder() or decode_event,
             )
             await sub.start()
             self._subscriptions.append(sub)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -348,15 +348,28 @@ def analyze_failure(
     knowledge_base: KnowledgeBase,
     history: RunHistory | None = None,
     max_lines: int = DEFAULT_MAX_LINES,
+    baselines: Mapping[int, str] | None = None,
 ) -> LogAnalysis:
     """One verdict for a run with several failed jobs.
+
+    ``baselines`` maps a job id to the log of the last green run of the same job, when one
+    was found: that job's new lines rank first.
 
     The known cause with the highest risk (then confidence) wins, since rerunning cannot
     fix a job that failed for a worse reason. Risk is the highest of all jobs, and an
     unexplained job caps confidence: part of the failure is still unexplained.
     """
+    green = baselines or {}
     analyses = [
-        (job, analyze_log(job.log_excerpt, knowledge_base=knowledge_base, max_lines=max_lines))
+        (
+            job,
+            analyze_log(
+                job.log_excerpt,
+                knowledge_base=knowledge_base,
+                max_lines=max_lines,
+                baseline=green.get(job.job_id),
+            ),
+        )
         for job in jobs
     ]
     if not analyses:
@@ -380,7 +393,7 @@ def analyze_failure(
             "confidence": confidence,
             "matched_rules": tuple(dict.fromkeys(r for _, a in analyses for r in a.matched_rules)),
             "summary": " | ".join(f"{j.name}: {a.summary}" for j, a in analyses),
-            "notes": tuple(notes),
+            "notes": tuple(dict.fromkeys((*notes, *(n for _, a in analyses for n in a.notes)))),
         }
     )
     return apply_history(combined, assess_history(history))

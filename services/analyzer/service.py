@@ -6,14 +6,23 @@ from collections.abc import Callable
 
 from prometheus_client import Counter
 
-from medic.bus import Bucket, Bus, Delivery
-from medic.events import AnalysisCompleted, AnalysisMethod, Event, FailedJob, FailureDetected
+from medic.bus import Bucket, Bus, Delivery, open_key_value
+from medic.events import (
+    AnalysisCompleted,
+    AnalysisMethod,
+    Event,
+    FailedJob,
+    FailureDetected,
+    FailureDetectedPayload,
+)
+from medic.github.client import GitHubClient
 from medic.llm.client import ModelClient
 from medic.logstore import LogNotFound, LogStore
 from medic.redact import redact
 from medic.runtime import Service
 from medic.services.analyzer.cache import AnalysisCache
 from medic.services.analyzer.classify import LogAnalysis, analyze_failure, is_confident
+from medic.services.analyzer.green_baseline import CACHE_TTL_SECONDS, GreenBaselines, GreenLog
 from medic.services.analyzer.knowledge import KnowledgeBase
 from medic.services.analyzer.model_path import RefinedAnalysis, refine_with_model, rules_only
 from medic.services.analyzer.redaction import redact_excerpt
@@ -29,9 +38,17 @@ class AnalyzerService(Service):
     concurrency = 4  # CPU-bound scanning; more would only queue on two cores
 
     def __init__(
-        self, *, bus: Bus, knowledge_for: Callable[[str], KnowledgeBase], model: ModelClient | None
+        self,
+        *,
+        bus: Bus,
+        knowledge_for: Callable[[str], KnowledgeBase],
+        model: ModelClient | None,
+        github: GitHubClient | None = None,
     ) -> None:
         self.bus = bus
+        self.github = github
+        """Finds the last green log of a failed job; None analyses each log alone."""
+        self._green: GreenBaselines | None = None
         self.knowledge_for = knowledge_for
         """The knowledge base for a repository (shipped + organisation + repository rules)."""
         self.model = model
@@ -41,6 +58,23 @@ class AnalyzerService(Service):
     async def start(self) -> None:
         self._cache = await AnalysisCache.open(self.bus.js, self.bus.topology.bucket(Bucket.ANALYSIS_CACHE))
         self._logs = await LogStore.open(self.bus.js, self.bus.topology.bucket(Bucket.LOGS))
+        if self.github is not None:
+            kv = await open_key_value(
+                self.bus.js, self.bus.topology.bucket(Bucket.GREEN_LOGS), ttl=CACHE_TTL_SECONDS
+            )
+            self._green = GreenBaselines(self.github, kv)
+
+    async def _baselines(self, failure: FailureDetectedPayload, jobs: list[FailedJob]) -> dict[int, GreenLog]:
+        """The green log of each job that has one (and a log of its own to compare)."""
+        if self._green is None:
+            return {}
+        found: dict[int, GreenLog] = {}
+        for job in jobs:
+            if job.log_excerpt.strip():
+                green = await self._green.for_job(failure, job)
+                if green is not None:
+                    found[job.job_id] = green
+        return found
 
     async def _with_full_log(self, job: FailedJob) -> FailedJob:
         """The job with its whole bounded tail when the event carried only part of it."""
@@ -60,10 +94,12 @@ class AnalyzerService(Service):
             return
         failure = event.payload
         jobs = [await self._with_full_log(job) for job in failure.failed_jobs]
+        green = await self._baselines(failure, jobs)
         rules = analyze_failure(
             jobs,
             knowledge_base=self.knowledge_for(failure.repository),
             history=failure.history,
+            baselines={job_id: log.text for job_id, log in green.items()},
         )
         has_log = any(job.log_excerpt.strip() for job in jobs)
         result = _redacted(await self._refine(rules, repository=failure.repository, cacheable=has_log))
@@ -73,7 +109,13 @@ class AnalyzerService(Service):
                 actor=self.name,
                 payload=result.to_payload(
                     repository=failure.repository, run_id=failure.run_id, run_attempt=failure.run_attempt
-                ).model_copy(update={"branch": failure.branch, "head_sha": failure.head_sha}),
+                ).model_copy(
+                    update={
+                        "branch": failure.branch,
+                        "head_sha": failure.head_sha,
+                        "baseline_run_id": next((log.run_id for log in green.values()), None),
+                    }
+                ),
             )
         )
         if not ack.duplicate:

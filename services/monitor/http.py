@@ -8,6 +8,7 @@ the intake stream, so a slow GitHub never makes a delivery time out.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
+from medic.boundary import json_too_deep
 from medic.config import Settings
 from medic.services.monitor import signature
 from medic.services.monitor.allowlist import RepositoryAllowlist
@@ -26,9 +28,14 @@ MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
 
 Record = Callable[[RunToInspect], Awaitable[bool]]
 """Puts a run on the intake stream; False when it was already there (a duplicate delivery)."""
+Sent = Callable[[str], Awaitable[None]]
+"""Told the repository of every verified delivery (the catch-up poll's list)."""
+_REPOSITORY = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
 
 
-def webhook_router(*, settings: Settings, allowlist: RepositoryAllowlist, record: Record) -> APIRouter:
+def webhook_router(
+    *, settings: Settings, allowlist: RepositoryAllowlist, record: Record, sent: Sent | None = None
+) -> APIRouter:
     router = APIRouter(tags=["monitor"])
 
     @router.post("/webhooks/github", status_code=202)
@@ -45,11 +52,16 @@ def webhook_router(*, settings: Settings, allowlist: RepositoryAllowlist, record
             raise HTTPException(401, "missing or invalid X-Hub-Signature-256")
         if not event_name:
             raise HTTPException(400, "missing X-GitHub-Event header")
+        if json_too_deep(body):
+            WEBHOOKS.labels(event_name, "malformed").inc()
+            raise HTTPException(400, "body nests deeper than any GitHub payload")
         try:
             payload = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             WEBHOOKS.labels(event_name, "malformed").inc()
             raise HTTPException(400, f"body is not JSON: {exc}") from None
+        if sent is not None and (repository := _sender(payload)) is not None:
+            await sent(repository)
         try:
             outcome = interpret(event_name, payload, x_github_delivery)
         except WebhookRejected as exc:
@@ -70,6 +82,15 @@ def webhook_router(*, settings: Settings, allowlist: RepositoryAllowlist, record
         )
 
     return router
+
+
+def _sender(payload: object) -> str | None:
+    """The ``owner/name`` a delivery comes from, when it names one plainly."""
+    repository = payload.get("repository") if isinstance(payload, dict) else None
+    name = repository.get("full_name") if isinstance(repository, dict) else None
+    if isinstance(name, str) and _REPOSITORY.fullmatch(name) and ".." not in name:
+        return name
+    return None
 
 
 async def _read_capped(request: Request) -> bytes:

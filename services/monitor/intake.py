@@ -8,22 +8,70 @@ so a slow GitHub never makes a webhook delivery time out and nothing is lost on 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 
+from medic.boundary import MAX_ID, MAX_RUN_ATTEMPT, bounded_text
 from medic.bus import DecodeError
 from medic.events import WorkflowRunFacts, derive_failure_id
 from medic.github.models import WorkflowRun
 
+COMMIT_MESSAGE_BYTES = 64 * 1024
+"""A commit message is kept up to here (git allows any size; a 1 MB one would not fit an event)."""
+NAME_BYTES = 1024
+URL_BYTES = 2048
+MAX_PULL_REQUESTS = 100
+TEXT_LIMITS = {
+    "repository": NAME_BYTES,
+    "workflow_name": NAME_BYTES,
+    "workflow_path": NAME_BYTES,
+    "event": NAME_BYTES,
+    "branch": NAME_BYTES,
+    "head_sha": NAME_BYTES,
+    "commit_message": COMMIT_MESSAGE_BYTES,
+    "actor": NAME_BYTES,
+    "html_url": URL_BYTES,
+    "conclusion": NAME_BYTES,
+    "delivery_id": NAME_BYTES,
+}
+
 
 class RunToInspect(WorkflowRunFacts):
-    """A failed run attempt on the intake stream: the run's facts, and how it was seen."""
+    """A failed run attempt on the intake stream: the run's facts, and how it was seen.
+
+    This is the one door webhooks and polls both come through, so GitHub's values are
+    range-checked, cleaned and bounded here (see :mod:`medic.boundary`): an id past
+    ``2**53 - 1`` or an attempt outside 1..1000 is refused, text is cut with a marker.
+    """
 
     updated_at: datetime | None = None
     delivery_id: str | None = None
     partial: bool = False
     """Only the run's id and attempt are known (a ``workflow_job`` delivery): fetch the rest."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name, limit in TEXT_LIMITS.items():
+            if isinstance(data.get(name), str):
+                data[name] = bounded_text(data[name], limit)
+        numbers = data.get("pull_requests")
+        if isinstance(numbers, list | tuple):
+            data["pull_requests"] = tuple(numbers[:MAX_PULL_REQUESTS])
+        return data
+
+    @model_validator(mode="after")
+    def _in_range(self) -> Self:
+        for what, number in (("run_id", self.run_id), *(("pull request", n) for n in self.pull_requests)):
+            if not 1 <= number <= MAX_ID:
+                raise ValueError(f"{what} must be between 1 and {MAX_ID}")
+        if not 1 <= self.run_attempt <= MAX_RUN_ATTEMPT:
+            raise ValueError(f"run_attempt must be between 1 and {MAX_RUN_ATTEMPT}")
+        return self
 
     @property
     def failure_id(self) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from prometheus_client import Counter, Gauge
+from pydantic import ValidationError
 
 from medic.conclusions import run_failed
 from medic.events import utc_now
@@ -43,6 +44,7 @@ LEASE_FRACTION = 0.9
 """A lease ends a little before the next interval, so the next tick (any replica's) can take it."""
 
 Record = Callable[[RunToInspect], Awaitable[bool]]
+Discover = Callable[[], Awaitable[list[str]]]
 
 
 def advance(
@@ -105,10 +107,13 @@ class Poller:
         interval_seconds: float,
         lookback: timedelta,
         holder: str,
+        discover: Discover | None = None,
     ) -> None:
         self.github, self.state, self.record = github, state, record
         self.allowlist, self.interval, self.lookback = allowlist, interval_seconds, lookback
         self.holder = holder
+        self.discover = discover
+        """Repositories found at run time (those that sent a webhook): the catch-up poll."""
         self.repositories = _checked(repositories, valid_repository, "poll_repository_ignored")
         self.organisations = _checked(organisations, valid_account, "poll_org_ignored")
         self._org_repositories: dict[str, list[str]] = {}
@@ -120,7 +125,7 @@ class Poller:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.repositories or self.organisations)
+        return bool(self.repositories or self.organisations or self.discover)
 
     def start(self) -> None:
         if self.enabled and self._task is None:
@@ -182,7 +187,13 @@ class Poller:
         )
         recorded = 0
         for run in failed:
-            recorded += await self.record(from_workflow_run(run, source="poll", repository=repository))
+            try:
+                found = from_workflow_run(run, source="poll", repository=repository)
+            except ValidationError as exc:  # an id out of range is not a real run: skip it, keep polling
+                log.warning("poll_run_refused", repository=repository, run_id=run.id, errors=str(exc)[:300])
+                self.stats["refused"] += 1
+                continue
+            recorded += await self.record(found)
         await self.state.save(following)
         POLLS.labels("changed").inc()
         self.stats["recorded"] += recorded
@@ -202,6 +213,9 @@ class Poller:
             await self._refresh_organisations()
         for members in self._org_repositories.values():
             names.update({name.lower(): name for name in members})
+        if self.discover is not None:
+            found = await self.discover()
+            names.update({name.lower(): name for name in found if valid_repository(name)})
         return [name for name in names.values() if self.allowlist.allows(name)]
 
     async def _refresh_organisations(self) -> None:

@@ -24,6 +24,7 @@ from medic.services.monitor.detection import complete_partial, failed_jobs, fail
 from medic.services.monitor.http import webhook_router
 from medic.services.monitor.intake import RunToInspect, decode_run
 from medic.services.monitor.polling import Poller
+from medic.services.monitor.senders import WebhookSenders
 from medic.services.monitor.store import Detections, PollState
 from medic.telemetry import logger
 
@@ -48,6 +49,7 @@ class MonitorService(Service):
         self.allowlist = RepositoryAllowlist(settings.allowed_repositories)
         self.replica = f"monitor-{uuid.uuid4().hex[:12]}"
         self.poller: Poller | None = None
+        self.senders: WebhookSenders | None = None
         self._detections: Detections | None = None
         self._intake: Subscription | None = None
         self._logs: LogStore | None = None
@@ -71,7 +73,9 @@ class MonitorService(Service):
 
     async def _start_polling(self) -> None:
         settings = self.settings
-        if not (settings.poll_repositories or settings.poll_organisations):
+        if settings.catch_up_polling:
+            self.senders = await WebhookSenders.open(self.bus.js, self.bus.topology)
+        if not (settings.poll_repositories or settings.poll_organisations or self.senders):
             return
         self.poller = Poller(
             github=self.github,
@@ -83,6 +87,7 @@ class MonitorService(Service):
             interval_seconds=settings.polling_interval_minutes * 60,
             lookback=timedelta(minutes=settings.poll_lookback_minutes),
             holder=self.replica,
+            discover=self.senders.repositories if self.senders else None,
         )
         self.poller.start()
 
@@ -96,7 +101,18 @@ class MonitorService(Service):
         return self._intake is not None and self._intake.running
 
     def router(self) -> APIRouter:
-        return webhook_router(settings=self.settings, allowlist=self.allowlist, record=self.record)
+        return webhook_router(
+            settings=self.settings, allowlist=self.allowlist, record=self.record, sent=self._remember_sender
+        )
+
+    async def _remember_sender(self, repository: str) -> None:
+        """A verified delivery names a repository the catch-up poll watches from now on (best effort)."""
+        if self.senders is None or not self.allowlist.allows(repository):
+            return
+        try:
+            await self.senders.remember(repository)
+        except Exception as exc:  # the delivery itself must go on
+            log.warning("webhook_sender_not_remembered", repository=repository, error=str(exc))
 
     async def record(self, run: RunToInspect) -> bool:
         """Put a run on the intake stream; False when it was already recorded (a duplicate)."""

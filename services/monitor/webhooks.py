@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from medic.boundary import MAX_ID, MAX_RUN_ATTEMPT
 from medic.conclusions import run_failed
 from medic.services.monitor.intake import RunToInspect
 
@@ -27,8 +29,13 @@ class _Commit(_Loose):
     message: str = ""
 
 
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+"""A GitHub id: positive and exact in every consumer (2**63 overflows ``bigint``)."""
+Attempt = Annotated[int, Field(ge=1, le=MAX_RUN_ATTEMPT)]
+
+
 class _PullRequest(_Loose):
-    number: int
+    number: Id
 
 
 class _Repository(_Loose):
@@ -36,8 +43,8 @@ class _Repository(_Loose):
 
 
 class _WorkflowRun(_Loose):
-    id: int
-    run_attempt: int = Field(default=1, ge=1)
+    id: Id
+    run_attempt: Attempt = 1
     name: str | None = None
     path: str = ""
     event: str = ""
@@ -60,9 +67,9 @@ class WorkflowRunEvent(_Loose):
 
 
 class _WorkflowJob(_Loose):
-    id: int
-    run_id: int
-    run_attempt: int = Field(default=1, ge=1)
+    id: Id
+    run_id: Id
+    run_attempt: Attempt = 1
     name: str = ""
     status: str | None = None
     conclusion: str | None = None

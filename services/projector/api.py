@@ -33,6 +33,7 @@ from medic.services.projector.queries import (
     list_failures,
     query_logs,
 )
+from medic.services.projector.unapplied import UNAPPLIED_ACTION
 
 
 class AuditItem(BaseModel):
@@ -111,6 +112,9 @@ class MetricsSummary(BaseModel):
     by_risk: dict[str, int]
 
 
+AUDIT_ACTIONS = (*EVENT_TYPE_NAMES, UNAPPLIED_ACTION)
+"""What an audit row's ``action`` can be: an event type, or an event the projector could not apply."""
+
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")]
 Text = Annotated[str | None, Query(min_length=1, max_length=200)]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
@@ -126,16 +130,14 @@ def _utc(value: datetime | None) -> datetime | None:
 def audit_filter(
     start: Annotated[datetime | None, Query(description="occurred_at >= start (ISO 8601)")] = None,
     end: Annotated[datetime | None, Query(description="occurred_at < end (ISO 8601)")] = None,
-    action: Annotated[
-        str | None, Query(description=f"event type: one of {', '.join(EVENT_TYPE_NAMES)}")
-    ] = None,
+    action: Annotated[str | None, Query(description=f"event type: one of {', '.join(AUDIT_ACTIONS)}")] = None,
     repository: Text = None,
     failure_id: Text = None,
     actor: Text = None,
     outcome: Text = None,
 ) -> AuditFilter:
-    if action is not None and action not in EVENT_TYPE_NAMES:
-        raise HTTPException(422, f"action must be one of {', '.join(EVENT_TYPE_NAMES)}")
+    if action is not None and action not in AUDIT_ACTIONS:
+        raise HTTPException(422, f"action must be one of {', '.join(AUDIT_ACTIONS)}")
     start, end = _utc(start), _utc(end)
     if start is not None and end is not None and end <= start:
         raise HTTPException(422, "end must be after start")

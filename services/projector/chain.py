@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -59,12 +59,24 @@ Problem = Literal["altered", "inserted", "deleted"]
 
 
 @dataclass(frozen=True)
+class UnappliedRow:
+    """An event the projector could not apply, recorded in the chain instead of dropped."""
+
+    row_id: int
+    event_id: str
+    event_type: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     ok: bool
     rows_checked: int
     problem: Problem | None = None
     row_id: int | None = None
     detail: str = ""
+    unapplied: tuple[UnappliedRow, ...] = ()
+    """Intact or not, the chain holds these events only as "could not apply" (their views lack them)."""
 
 
 _ROWS = """
@@ -76,8 +88,24 @@ ORDER BY a.id
 """
 
 
+_UNAPPLIED = """
+SELECT id, event_id, details->>'event_type' AS event_type, details->>'reason' AS reason
+FROM audit_log WHERE action = 'EventUnapplied' ORDER BY id
+"""
+
+
 async def verify_chain(pool: asyncpg.Pool, *, consumer: str = "projector") -> VerifyResult:
-    """Walk the chain in id order; name the first row that was altered, inserted or deleted."""
+    """Walk the chain in id order; name the first row that was altered, inserted or deleted,
+    and list every event recorded as unapplied."""
+    result = await _walk(pool, consumer)
+    rows = await pool.fetch(_UNAPPLIED)
+    unapplied = tuple(
+        UnappliedRow(int(r["id"]), r["event_id"], r["event_type"] or "", r["reason"] or "") for r in rows
+    )
+    return replace(result, unapplied=unapplied)
+
+
+async def _walk(pool: asyncpg.Pool, consumer: str) -> VerifyResult:
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         head = await conn.fetchrow("SELECT last_id, last_hash FROM audit_chain_head")
         expected_id, prev, checked = 1, GENESIS_HASH, 0

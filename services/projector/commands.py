@@ -134,11 +134,22 @@ def _verify(settings: Settings) -> None:
         result = asyncio.run(run())
     except DatabaseError as exc:
         raise _fail(exc) from None
+    _print_unapplied(result)
     if result.ok:
         console.print(f"[green]audit chain intact[/green] ({result.rows_checked} rows)")
         return
     console.print(f"[red]audit chain broken[/red]: row {result.row_id} {result.problem} — {result.detail}")
     raise typer.Exit(1)
+
+
+def _print_unapplied(result: VerifyResult) -> None:
+    """Events the projector recorded instead of applying: the views lack them, an operator must look."""
+    if not result.unapplied:
+        return
+    console.print(f"[yellow]{len(result.unapplied)} event(s) recorded as unapplied[/yellow] (in the chain):")
+    for row in result.unapplied:
+        line = f"  row {row.row_id}  {row.event_id}  {row.event_type}: {row.reason[:300]}"
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _parse_until(value: str | None) -> datetime | None:

@@ -22,10 +22,10 @@ from nats.js import api as js_api
 
 from medic.bus import Bus
 from medic.db import connect_pool
-from medic.events import Event, decode_event
 from medic.services.projector.instruments import PROJECTION_BATCH
 from medic.services.projector.migrations import migrate
-from medic.services.projector.store import apply_events
+from medic.services.projector.store import Received, apply_or_record
+from medic.services.projector.unapplied import Unreadable, decode_or_unreadable
 
 DIGEST_QUERIES: dict[str, str] = {
     "audit_log": "SELECT (event_id, occurred_at, actor, action, outcome, failure_id, repository,"
@@ -109,12 +109,12 @@ async def replay(
 
 async def _pump(bus: Bus, pool: asyncpg.Pool, report: ReplayReport, *, batch: int) -> None:
     """Fetch and apply concurrently: the next batch is on its way while one is written."""
-    queue: asyncio.Queue[list[tuple[Event, int]] | None] = asyncio.Queue(maxsize=4)
+    queue: asyncio.Queue[list[Received] | None] = asyncio.Queue(maxsize=4)
     reader = asyncio.create_task(_read(bus, queue, report, batch=batch))
     try:
         async with pool.acquire() as conn:
             while (items := await queue.get()) is not None:
-                report.events_applied += await apply_events(conn, items)
+                report.events_applied += await apply_or_record(conn, items)
                 PROJECTION_BATCH.observe(len(items))
         await reader
     finally:
@@ -125,7 +125,7 @@ async def _pump(bus: Bus, pool: asyncpg.Pool, report: ReplayReport, *, batch: in
 
 
 async def _read(
-    bus: Bus, queue: asyncio.Queue[list[tuple[Event, int]] | None], report: ReplayReport, *, batch: int
+    bus: Bus, queue: asyncio.Queue[list[Received] | None], report: ReplayReport, *, batch: int
 ) -> None:
     stream = bus.topology.stream
     info = await bus.js.stream_info(stream)
@@ -146,15 +146,16 @@ async def _read(
                 msgs = await psub.fetch(batch=batch, timeout=2.0)
             except (TimeoutError, nats.errors.TimeoutError):
                 break  # nothing more arrived: the stream's end was reached
-            items: list[tuple[Event, int]] = []
+            items: list[Received] = []
             for msg in msgs:
                 meta = msg.metadata
                 pending = meta.num_pending
                 report.events_read += 1
                 report.last_stream_seq = meta.sequence.stream
-                event = decode_event(msg.data)
-                if report.until is None or event.occurred_at <= report.until:
-                    items.append((event, meta.sequence.stream))
+                event = decode_or_unreadable(msg.data)
+                at = event.occurred_at if not isinstance(event, Unreadable) else meta.timestamp
+                if report.until is None or at <= report.until:
+                    items.append((event, meta.sequence.stream, meta.timestamp))
             if items:
                 await queue.put(items)
     finally:

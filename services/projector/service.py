@@ -7,7 +7,9 @@ before the consumer delivers the first event.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 import asyncpg
 from fastapi import APIRouter
@@ -20,7 +22,8 @@ from medic.runtime import EVERY_EVENT, Service
 from medic.services.projector.api import build_router
 from medic.services.projector.instruments import PROJECTED_EVENTS, PROJECTION_BATCH, PROJECTION_LAG
 from medic.services.projector.migrations import migrate
-from medic.services.projector.store import CONSUMER, apply_events
+from medic.services.projector.store import CONSUMER, Received, apply_or_record
+from medic.services.projector.unapplied import Unreadable, decode_or_unreadable
 from medic.telemetry import logger
 
 log = logger(__name__)
@@ -63,17 +66,20 @@ class ProjectorService(Service):
     def ready(self) -> bool:
         return self._pool is not None
 
-    async def handle(self, event: Event, delivery: Delivery) -> None:
+    def decoder(self) -> Callable[[bytes], Any]:
+        return decode_or_unreadable
+
+    async def handle(self, event: Event | Unreadable, delivery: Delivery) -> None:
         async with self.pool.acquire() as conn:
-            applied = await apply_events(conn, [(event, delivery.stream_seq)])
+            applied = await apply_or_record(conn, [_received(event, delivery)])
         PROJECTED_EVENTS.labels("applied" if applied else "duplicate").inc()
         PROJECTION_BATCH.observe(1)
         PROJECTION_LAG.set(delivery.msg.metadata.num_pending or 0)
 
-    async def handle_batch(self, items: list[tuple[Event, Delivery]]) -> None:
+    async def handle_batch(self, items: list[tuple[Event | Unreadable, Delivery]]) -> None:  # type: ignore[override]
         """A backlog in one transaction (the chain lock is taken once, not per event)."""
         async with self.pool.acquire() as conn:
-            applied = await apply_events(conn, [(event, delivery.stream_seq) for event, delivery in items])
+            applied = await apply_or_record(conn, [_received(event, delivery) for event, delivery in items])
         PROJECTED_EVENTS.labels("applied").inc(applied)
         PROJECTED_EVENTS.labels("duplicate").inc(len(items) - applied)
         PROJECTION_BATCH.observe(len(items))
@@ -81,3 +87,8 @@ class ProjectorService(Service):
 
     def router(self) -> APIRouter:
         return build_router(lambda: self.pool)
+
+
+def _received(item: Event | Unreadable, delivery: Delivery) -> Received:
+    stamped = delivery.msg.metadata.timestamp
+    return item, delivery.stream_seq, stamped if stamped is not None else datetime.now(UTC)

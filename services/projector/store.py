@@ -11,13 +11,24 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from medic.db import Conn
 from medic.events import Event
 from medic.services.projector.chain import row_hash
-from medic.services.projector.projection import FailureChange, Projection, project
+from medic.services.projector.projection import AuditEntry, FailureChange, project
+from medic.services.projector.unapplied import (
+    PERMANENT_ERRORS,
+    Unapplied,
+    Unreadable,
+    of_event,
+    of_unreadable,
+)
+from medic.telemetry import logger
+
+log = logger(__name__)
 
 CONSUMER = "projector"
 _COPY_THRESHOLD = 16
@@ -64,19 +75,71 @@ async def apply_events(conn: Conn, items: Sequence[tuple[Event, int]], *, consum
         projections = [project(e) for e, _ in unique.values() if e.event_id in fresh]
         if not projections:
             return 0
-        await _append_audit(conn, projections)
+        await _append_audit(conn, [p.audit for p in projections])
         await _upsert_failures(conn, [p.failure for p in projections if p.failure is not None])
     return len(projections)
 
 
-async def _append_audit(conn: Conn, projections: Sequence[Projection]) -> None:
+Received = tuple[Event | Unreadable, int, datetime]
+"""A message as the projector got it: the event (or what could not be read), stream sequence, time."""
+
+
+async def apply_or_record(conn: Conn, items: Sequence[Received], *, consumer: str = CONSUMER) -> int:
+    """Apply what can be applied; record every other message as unapplied. Never drops one.
+
+    The batch is tried in one transaction; if it fails for a reason that would fail again
+    (see :data:`PERMANENT_ERRORS`), each event is tried alone and those that still fail are
+    recorded with their reason. Transient errors propagate, for redelivery.
+    Returns how many messages were new (applied or recorded).
+    """
+    events = [(item, seq) for item, seq, _ in items if not isinstance(item, Unreadable)]
+    unapplied = [of_unreadable(item, seq, at) for item, seq, at in items if isinstance(item, Unreadable)]
+    try:
+        new = await apply_events(conn, events, consumer=consumer)
+    except PERMANENT_ERRORS as exc:
+        if len(events) == 1:
+            event, seq = events[0]
+            unapplied.append(of_event(event, seq, exc))
+            new = 0
+        else:
+            new = 0
+            for event, seq in events:
+                try:
+                    new += await apply_events(conn, [(event, seq)], consumer=consumer)
+                except PERMANENT_ERRORS as one:
+                    unapplied.append(of_event(event, seq, one))
+    return new + await record_unapplied(conn, unapplied, consumer=consumer)
+
+
+async def record_unapplied(conn: Conn, items: Sequence[Unapplied], *, consumer: str = CONSUMER) -> int:
+    """Tracking and audit rows for messages that could not be applied (once each, like events)."""
+    unique = {u.event_id: u for u in items}
+    if not unique:
+        return 0
+    async with conn.transaction():
+        rows = await conn.fetch(
+            _TRACK,
+            consumer,
+            list(unique),
+            [u.stream_seq for u in unique.values()],
+            [u.event_type for u in unique.values()],
+            [u.occurred_at for u in unique.values()],
+        )
+        fresh = [unique[r["event_id"]] for r in rows]
+        if fresh:
+            await _append_audit(conn, [u.audit() for u in fresh])
+    for u in fresh:
+        log.error("event_unapplied", event_id=u.event_id, stream_seq=u.stream_seq, reason=u.reason[:300])
+    return len(fresh)
+
+
+async def _append_audit(conn: Conn, entries: Sequence[AuditEntry]) -> None:
     head = await conn.fetchrow("SELECT last_id, last_hash FROM audit_chain_head FOR UPDATE")
     if head is None:
         raise RuntimeError("audit_chain_head is empty: the schema was not migrated")
     last_id, last_hash = int(head["last_id"]), str(head["last_hash"])
     records: list[tuple[Any, ...]] = []
-    for p in projections:
-        a = p.audit
+    for a in entries:
         last_id += 1
         content: dict[str, Any] = {
             "id": last_id,

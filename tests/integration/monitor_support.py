@@ -87,7 +87,7 @@ async def monitor_world(bus: Bus, **sandbox_options: Any) -> AsyncIterator[Monit
             await client.aclose()
         await sandbox.drain()
         await server.stop()
-        for bucket in ("monitor_cursors", "monitor_detected"):
+        for bucket in ("monitor_cursors", "monitor_detected", "monitor_senders"):
             with contextlib.suppress(NotFoundError):
                 await bus.js.delete_key_value(f"{bus.topology.stream}_{bucket}")
         with contextlib.suppress(NotFoundError):

@@ -109,7 +109,7 @@ async def test_a_no_action_failure_gets_one_parent_and_a_reply_per_stage_in_orde
 
     async def told() -> bool:
         parents = await history(slack)
-        return len(parents) == 1 and len(parents[0]["replies"]) == len(events)
+        return len(parents) == 1 and len(parents[0]["replies"]) == len(events) and "fix" in parents[0]["text"]
 
     await wait_until(told)
     (parent,) = await history(slack)
@@ -149,7 +149,7 @@ async def test_a_restart_and_a_second_replica_keep_editing_the_same_thread(
     await start_notifier()
     await start_notifier()  # a second replica on the same durable consumer
     await publish(bus, events[2:])
-    await wait_until(lambda: _replies_are(slack, len(events)))
+    await wait_until(lambda: _replies_are(slack, len(events), "fixed"))
     for event in events:  # redelivered duplicates (a replay) tell nothing twice
         await bus.js.publish(bus.topology.subject(event.event_type), event.model_dump_json().encode())
     await asyncio.sleep(1.0)
@@ -158,10 +158,10 @@ async def test_a_restart_and_a_second_replica_keep_editing_the_same_thread(
     assert "fixed" in parent["text"]
 
 
-async def _replies_are(slack: RunningSlack, n: int) -> bool:
+async def _replies_are(slack: RunningSlack, n: int, state: str = "") -> bool:
     parents = await history(slack)
     assert len(parents) <= 1, "a second parent was posted"
-    return len(parents) == 1 and len(parents[0]["replies"]) == n
+    return len(parents) == 1 and len(parents[0]["replies"]) == n and state in parents[0]["text"]
 
 
 async def test_a_storm_of_429s_and_some_5xx_lose_and_double_nothing(
@@ -198,7 +198,7 @@ async def test_mrkdwn_injection_through_branch_and_commit_is_escaped(
         commit="<https://evil.example/approve|Approve now> <!here> <@U0ADMIN001>",
     )
     await publish(bus, events)
-    await wait_until(lambda: _replies_are(slack, len(events)))
+    await wait_until(lambda: _replies_are(slack, len(events), "no automatic fix"))
     (parent,) = await history(slack)
     for message in [parent, *parent["replies"]]:
         shown = all_text(message)

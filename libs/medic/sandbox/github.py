@@ -84,9 +84,16 @@ class SandboxGitHub:
             head_sha=head_sha,
         )
 
-    def add_passed_run(self, repository: str, *, branch: str = "main", head_sha: str | None = None) -> Run:
-        """A completed green run: a commit's or its parent's history for the analyzer."""
-        return self.store.add_passed_run(repository, branch=branch, head_sha=head_sha)
+    def add_passed_run(
+        self,
+        repository: str,
+        *,
+        branch: str = "main",
+        head_sha: str | None = None,
+        job_names: tuple[str, ...] = ("test", "typecheck"),
+    ) -> Run:
+        """A completed green run: a commit's or its parent's history, or a job's green baseline."""
+        return self.store.add_passed_run(repository, branch=branch, head_sha=head_sha, job_names=job_names)
 
     def add_cache(self, repository: str, key: str, *, ref: str = "refs/heads/main") -> None:
         self.store.add_cache(repository, key, ref=ref)

@@ -180,11 +180,18 @@ class GitHubStore:
         self.runs[run.id] = run
         return run
 
-    def add_passed_run(self, repository: str, *, branch: str = "main", head_sha: str | None = None) -> Run:
+    def add_passed_run(
+        self,
+        repository: str,
+        *,
+        branch: str = "main",
+        head_sha: str | None = None,
+        job_names: tuple[str, ...] = ("test", "typecheck"),
+    ) -> Run:
         """A completed run whose jobs all passed."""
         run = self._new_run(repository, None, branch, "push", "octocat", None, head_sha=head_sha)
         created = now_utc()
-        jobs = [self._job(run, 1, name, created, passed=True) for name in ("test", "typecheck")]
+        jobs = [self._job(run, 1, name, created, passed=True) for name in job_names]
         run.attempts.append(Attempt(1, "completed", "success", created, created, created, jobs))
         self.runs[run.id] = run
         return run

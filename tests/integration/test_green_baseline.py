@@ -1,0 +1,130 @@
+"""The analyzer compares a failing job's log with the last green run of the same job, found
+through the GitHub client (sandbox GitHub over real HTTP, cache in a real JetStream bucket),
+and says so in AnalysisCompleted; it spends no request when the rate-limit budget is low."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import REGISTRY
+
+from medic.bus import Bucket, Bus, open_key_value
+from medic.events import (
+    AnalysisCompleted,
+    FailedJob,
+    FailureDetected,
+    FailureDetectedPayload,
+    decode_event,
+    derive_failure_id,
+)
+from medic.github.client import GitHubClient
+from medic.github.ratelimit import RATELIMIT_REMAINING
+from medic.sandbox.github import SandboxGitHub, create_sandbox_github
+from medic.sandbox.github_server import serve_on_free_port
+from medic.services.analyzer.green_baseline import GreenBaselines
+from medic.services.analyzer.knowledge import default_knowledge_base
+from medic.services.analyzer.service import AnalyzerService
+
+REPO = "acme/green"
+
+
+@pytest.fixture
+async def github() -> AsyncIterator[tuple[SandboxGitHub, GitHubClient]]:
+    sandbox = create_sandbox_github(webhook_url=None, webhook_secret="s", rerun_delay_seconds=0.2)
+    async with serve_on_free_port(sandbox.app) as url, GitHubClient(base_url=url, token="t") as client:
+        yield sandbox, client
+
+
+def outcome(name: str) -> float:
+    return REGISTRY.get_sample_value("medic_analyzer_baselines_total", {"outcome": name}) or 0.0
+
+
+def failure_of(sandbox: SandboxGitHub, scenario: str = "network_error") -> FailureDetectedPayload:
+    run = sandbox.add_failed_run(REPO, scenario)
+    job = next(j for j in sandbox.store.jobs.values() if j.run_id == run.id and j.conclusion == "failure")
+    return FailureDetectedPayload(
+        repository=REPO,
+        run_id=run.id,
+        run_attempt=1,
+        workflow_name=run.workflow_name,
+        workflow_path=run.workflow_path,
+        branch="main",
+        detected_at=datetime.now(UTC),
+        failed_jobs=(FailedJob(job_id=job.id, name=job.name, log_excerpt="npm ERR! code ECONNRESET\n"),),
+    )
+
+
+async def test_the_last_green_log_of_the_same_job_is_found_then_cached(
+    bus: Bus, github: tuple[SandboxGitHub, GitHubClient]
+) -> None:
+    sandbox, client = github
+    failure = failure_of(sandbox)
+    green_run = sandbox.add_passed_run(REPO, job_names=(failure.failed_jobs[0].name, "lint"))
+    sandbox.add_passed_run(REPO, job_names=("some other job",))  # newer, but not the same job
+    kv = await open_key_value(bus.js, bus.topology.bucket(Bucket.GREEN_LOGS))
+    try:
+        finder = GreenBaselines(client, kv)
+        found = await finder.for_job(failure, failure.failed_jobs[0])
+        assert found is not None and found.run_id == green_run.id
+        assert "Run make check" in found.text
+        cached_before = outcome("cache")
+        again = await finder.for_job(failure, failure.failed_jobs[0])
+        assert again == found and outcome("cache") == cached_before + 1
+    finally:
+        with contextlib.suppress(Exception):
+            await bus.js.delete_key_value(bus.topology.bucket(Bucket.GREEN_LOGS))
+
+
+async def test_no_request_is_spent_when_the_budget_is_low(github: tuple[SandboxGitHub, GitHubClient]) -> None:
+    sandbox, client = github
+    failure = failure_of(sandbox)
+    sandbox.add_passed_run(REPO, job_names=(failure.failed_jobs[0].name,))
+    gauge = RATELIMIT_REMAINING.labels(resource="core")
+    before = REGISTRY.get_sample_value("medic_github_ratelimit_remaining", {"resource": "core"})
+    gauge.set(3)
+    try:
+        low = outcome("budget_low")
+        assert await GreenBaselines(client, None).for_job(failure, failure.failed_jobs[0]) is None
+        assert outcome("budget_low") == low + 1
+    finally:
+        gauge.set(before if before is not None else 5000)
+
+
+async def test_a_job_without_a_green_run_is_analysed_alone(
+    github: tuple[SandboxGitHub, GitHubClient],
+) -> None:
+    sandbox, client = github
+    failure = failure_of(sandbox, "runner_lost")
+    assert await GreenBaselines(client, None).for_job(failure, failure.failed_jobs[0]) is None
+
+
+async def test_analysis_completed_says_which_green_run_was_compared(
+    bus: Bus, github: tuple[SandboxGitHub, GitHubClient]
+) -> None:
+    sandbox, client = github
+    failure = failure_of(sandbox)
+    green_run = sandbox.add_passed_run(REPO, job_names=(failure.failed_jobs[0].name,))
+    analyzer = AnalyzerService(
+        bus=bus, knowledge_for=lambda _: default_knowledge_base("re2"), model=None, github=client
+    )
+    await analyzer.start()
+    event = FailureDetected(
+        failure_id=derive_failure_id(REPO, failure.run_id, 1), actor="monitor", payload=failure
+    )
+    try:
+        await analyzer.handle(event, None)  # type: ignore[arg-type]
+        sub = await bus.js.pull_subscribe(
+            bus.topology.subject("AnalysisCompleted"), stream=bus.topology.stream
+        )
+        [message] = await sub.fetch(1, timeout=5)
+        completed = decode_event(message.data)
+        assert isinstance(completed, AnalysisCompleted)
+        assert completed.payload.baseline_run_id == green_run.id
+        await sub.unsubscribe()
+    finally:
+        for bucket in (Bucket.GREEN_LOGS, Bucket.ANALYSIS_CACHE):
+            with contextlib.suppress(Exception):
+                await bus.js.delete_key_value(bus.topology.bucket(bucket))

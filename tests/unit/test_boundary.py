@@ -1,0 +1,67 @@
+"""medic.boundary: what strangers write is made valid for every consumer."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from medic.boundary import (
+    bounded_text,
+    clean_json,
+    clean_text,
+    has_control_characters,
+    has_unstorable,
+    json_too_deep,
+)
+from medic.events import FailedJob
+
+
+def test_nul_and_lone_surrogates_are_replaced() -> None:
+    assert clean_text("a\x00b\ud800c\udfff") == "a\ufffdb\ufffdc\ufffd"
+    assert clean_text("plain ✓ text") == "plain ✓ text"
+
+
+@given(st.text())
+def test_cleaned_text_always_encodes_and_has_no_nul(value: str) -> None:
+    cleaned = clean_text(value)
+    cleaned.encode("utf-8")
+    assert "\x00" not in cleaned
+
+
+@given(st.text(), st.integers(min_value=80, max_value=5000))
+def test_bounded_text_fits_its_bound(value: str, limit: int) -> None:
+    assert len(bounded_text(value, limit).encode()) <= limit
+
+
+def test_bounded_text_says_it_was_cut() -> None:
+    cut = bounded_text("x" * 10_000, 1000)
+    assert "truncated by ci-medic: 10000 bytes" in cut and cut.startswith("xxx")
+
+
+def test_events_clean_their_text_whoever_builds_them() -> None:
+    job = FailedJob(job_id=1, name="b\x00d", log_excerpt="\ud83d lone")
+    assert job.name == "b\ufffdd" and job.log_excerpt == "\ufffd lone"
+    job.model_dump_json()  # would raise on a lone surrogate
+
+
+def test_depth_scan_ignores_brackets_in_strings() -> None:
+    assert json_too_deep(b"[" * 65 + b"]" * 65)
+    assert not json_too_deep(b'["' + b"[" * 1000 + b'"]')
+    assert not json_too_deep(b'{"a": "\\"[[[["}')
+
+
+def test_clean_json_and_unstorable() -> None:
+    raw = json.loads('{"k\\u0000": ["\\ud800", {"x": "ok"}]}')
+    assert has_unstorable(raw)
+    cleaned = clean_json(raw)
+    assert not has_unstorable(cleaned)
+    assert cleaned == {"k\ufffd": ["\ufffd", {"x": "ok"}]}
+
+
+def test_control_characters() -> None:
+    assert has_control_characters("alice\n")
+    assert has_control_characters("a\u202eb")  # a bidi override makes "alice" read as another name
+    assert has_control_characters("\x1b[31m")
+    assert not has_control_characters("Zoë O'Brien")
