@@ -76,11 +76,12 @@ def approval_id_for(gate_event_id: str) -> str:
 
 
 class DecisionRequest(BaseModel):
-    """Body of approve/reject over HTTP; the approver's name is shown, never interpreted."""
+    """Body of approve/reject over HTTP. ``approver`` counts only where no identity is verified
+    (open mode); it is shown, never interpreted, and never holds control characters."""
 
     model_config = ConfigDict(extra="forbid")
 
-    approver: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    approver: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
     comment: str = Field(default="", max_length=2000)
     action: ActionKind | None = None
     """Only when the failure came with no action (unexplained): what the approver wants done."""
