@@ -127,6 +127,14 @@ def _mount_config_commands() -> None:
     app.add_typer(config_app, name="config")
 
 
+def _mount_approval_commands() -> None:
+    from medic.services.approval.commands import approve, reject
+
+    app.command()(approve)
+    app.command()(reject)
+
+
 _mount_projector_commands()
 _mount_policy_commands()
+_mount_approval_commands()
 _mount_config_commands()

@@ -10,7 +10,15 @@ from fastapi import APIRouter, Depends, Header, HTTPException
 
 from medic.config import Settings
 from medic.services.approval.desk import ApprovalDesk
-from medic.services.approval.records import ApprovalConflict, ApprovalRecord, ApprovalStatus, DecisionRequest
+from medic.services.approval.records import (
+    ApprovalConflict,
+    ApprovalForbidden,
+    ApprovalRecord,
+    ApprovalStatus,
+    Approver,
+    DecisionRequest,
+    Via,
+)
 
 
 def approval_router(*, desk: Callable[[], ApprovalDesk], settings: Settings) -> APIRouter:
@@ -30,22 +38,33 @@ def approval_router(*, desk: Callable[[], ApprovalDesk], settings: Settings) -> 
     async def list_approvals(status: ApprovalStatus | None = None) -> list[ApprovalRecord]:
         return await desk().pending(status)
 
-    async def act(approval_id: str, status: ApprovalStatus, body: DecisionRequest) -> ApprovalRecord:
+    async def act(
+        approval_id: str, status: ApprovalStatus, body: DecisionRequest, via: str | None
+    ) -> ApprovalRecord:
+        if body.approver.strip().lower().startswith("slack:"):
+            raise HTTPException(400, "a Slack identity can only act from Slack (signed by Slack)")
+        who = Approver(Via.CLI if via == "cli" else Via.WEB, body.approver)
         try:
             return await desk().decide(
-                approval_id, status, by=body.approver, note=body.comment, chosen_action=body.action
+                approval_id, status, by=who, note=body.comment, chosen_action=body.action
             )
         except KeyError:
             raise HTTPException(404, f"no approval {approval_id!r}") from None
+        except ApprovalForbidden as exc:
+            raise HTTPException(403, str(exc)) from None
         except ApprovalConflict as exc:
             raise HTTPException(409, str(exc)) from None
 
     @router.post("/{approval_id}/approve", dependencies=[Depends(authorised)])
-    async def approve(approval_id: str, body: DecisionRequest) -> ApprovalRecord:
-        return await act(approval_id, ApprovalStatus.GRANTED, body)
+    async def approve(
+        approval_id: str, body: DecisionRequest, x_medic_via: Annotated[str | None, Header()] = None
+    ) -> ApprovalRecord:
+        return await act(approval_id, ApprovalStatus.GRANTED, body, x_medic_via)
 
     @router.post("/{approval_id}/reject", dependencies=[Depends(authorised)])
-    async def reject(approval_id: str, body: DecisionRequest) -> ApprovalRecord:
-        return await act(approval_id, ApprovalStatus.REJECTED, body)
+    async def reject(
+        approval_id: str, body: DecisionRequest, x_medic_via: Annotated[str | None, Header()] = None
+    ) -> ApprovalRecord:
+        return await act(approval_id, ApprovalStatus.REJECTED, body, x_medic_via)
 
     return router
