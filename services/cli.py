@@ -2,17 +2,81 @@
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
-from medic.config import ConfigError, Settings, load_settings, resolve_config_path
 from medic.services import composition
 
-app = typer.Typer(help="ci-medic: watches GitHub Actions, explains failures, fixes the safe ones.")
+if TYPE_CHECKING:  # settings (pydantic-settings) load only for the commands that read them
+    from medic.config import Settings
+
+
+class _LazyGroup(TyperGroup):
+    """A command group whose module is imported only when it is run or asked for its own help.
+
+    ``medic --help`` lists it from the help text given here; ``medic audit verify`` imports
+    the projector's commands (and with them the bus and the database driver) and hands over.
+    """
+
+    def __init__(self, name: str, target: str, help_text: str) -> None:
+        super().__init__(name=name, help=help_text, short_help=help_text)
+        self._target = target
+        self._real: TyperGroup | None = None
+
+    def _load(self) -> TyperGroup:
+        if self._real is None:
+            module, attr = self._target.split(":")
+            real = typer.main.get_group(getattr(importlib.import_module(module), attr))
+            assert isinstance(real, TyperGroup)
+            self._real = real
+            self._real.name = self.name
+        return self._real
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        return self._load().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        return self._load().invoke(ctx)
+
+
+LAZY_GROUPS: dict[str, tuple[str, str]] = {
+    "audit": (
+        "medic.services.projector.commands:audit_app",
+        "Audit trail: rebuild it from the event stream, prove it was not edited.",
+    ),
+    "db": ("medic.services.projector.commands:db_app", "The projector's PostgreSQL schema."),
+    "policy": (
+        "medic.services.safety_gate.commands:policy_app",
+        "Safety policy: kill switch, dry-run, circuit breakers, incident holds.",
+    ),
+    "config": (
+        "medic.services.config_commands:config_app",
+        "Settings: validate a file, show the effective values and their sources.",
+    ),
+}
+"""Command groups imported on use: ``medic --help`` must not load the bus, the database driver
+and the model client (a test checks the help texts here are the groups' own)."""
+
+
+class _Medic(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *LAZY_GROUPS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in LAZY_GROUPS:
+            target, help_text = LAZY_GROUPS[cmd_name]
+            return _LazyGroup(cmd_name, target, help_text)
+        return super().get_command(ctx, cmd_name)
+
+
+app = typer.Typer(
+    cls=_Medic, help="ci-medic: watches GitHub Actions, explains failures, fixes the safe ones."
+)
 console = Console(stderr=True)
 
 ConfigOption = Annotated[
@@ -22,11 +86,19 @@ ConfigOption = Annotated[
 
 
 def _settings(config: Path | None, **overrides: Any) -> Settings:
+    from medic.config import ConfigError, load_settings
+
     try:
         return load_settings(config, **overrides)
     except ConfigError as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+def _config_path(config: Path | None) -> Path | None:
+    from medic.config import resolve_config_path
+
+    return resolve_config_path(config)
 
 
 @app.command()
@@ -39,7 +111,9 @@ def run(
     from medic.services.launchers import run_everything
 
     settings = _settings(config, http_port=port, data_dir=data_dir)
-    asyncio.run(run_everything(settings, console, resolve_config_path(config)))
+    import asyncio
+
+    asyncio.run(run_everything(settings, console, _config_path(config)))
 
 
 @app.command()
@@ -58,7 +132,9 @@ def service(
     if settings.nats_url is None:
         console.print("[red]NATS_URL is not set[/red]: a single service joins an existing bus")
         raise typer.Exit(2)
-    asyncio.run(run_one(name, settings, console, resolve_config_path(config)))
+    import asyncio
+
+    asyncio.run(run_one(name, settings, console, _config_path(config)))
 
 
 @app.command()
@@ -67,18 +143,18 @@ def simulate(
     url: Annotated[
         str, typer.Option(help="The sandbox GitHub to drive")
     ] = f"http://127.0.0.1:8080{composition.SANDBOX_GITHUB_PREFIX}",
+    api: Annotated[
+        str, typer.Option(help="ci-medic's API, asked how far each failure got")
+    ] = "http://127.0.0.1:8080",
+    wait: Annotated[
+        float, typer.Option(min=0, max=3600, help="Seconds to wait for the failures to settle")
+    ] = 10.0,
+    json_output: Annotated[bool, typer.Option("--json", help="Every failure and its state, as JSON")] = False,
 ) -> None:
-    """Make the sandbox GitHub produce failing runs of varied kinds and deliver their webhooks."""
-    import httpx
+    """Make the sandbox GitHub produce failing runs of varied kinds, then show how far they got."""
+    from medic.services.simulation_report import run_simulation
 
-    from medic.sandbox.simulate import simulate as drive
-
-    try:
-        result = asyncio.run(drive(url, failures))
-    except httpx.HTTPError as exc:
-        console.print(f"[red]could not reach the sandbox at {url}:[/red] {exc}")
-        raise typer.Exit(1) from None
-    console.print_json(data=result)
+    raise typer.Exit(run_simulation(url, api, failures, wait=wait, as_json=json_output))
 
 
 @app.command()
@@ -108,33 +184,12 @@ def proto(
         raise typer.Exit(1)
 
 
-def _mount_projector_commands() -> None:
-    from medic.services.projector.commands import audit_app, db_app
-
-    app.add_typer(audit_app, name="audit")
-    app.add_typer(db_app, name="db")
-
-
-def _mount_policy_commands() -> None:
-    from medic.services.safety_gate.commands import policy_app
-
-    app.add_typer(policy_app, name="policy")
-
-
-def _mount_config_commands() -> None:
-    from medic.services.config_commands import config_app
-
-    app.add_typer(config_app, name="config")
-
-
 def _mount_approval_commands() -> None:
+    """``medic approve`` / ``medic reject``: light modules (httpx, typer), loaded at once."""
     from medic.services.approval.commands import approve, reject
 
     app.command()(approve)
     app.command()(reject)
 
 
-_mount_projector_commands()
-_mount_policy_commands()
 _mount_approval_commands()
-_mount_config_commands()

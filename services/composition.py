@@ -12,18 +12,17 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from medic.bus import Bus, Topology
-from medic.config import Settings
-from medic.contracts import ServiceRole
-from medic.embedded import EmbeddedNats, EmbeddedPostgres, free_port
-from medic.github.client import GitHubClient
-from medic.llm.client import ModelClient
-from medic.local_servers import record_nats_url
-from medic.runtime import HOST_PRODUCES, Service, ServiceHost, event_type_name
-from medic.slack.client import SlackClient
-from medic.slack.pacing import ChannelPacer
+if TYPE_CHECKING:  # the clients, the bus and the servers load only when a command needs them
+    from medic.bus import Bus
+    from medic.config import Settings
+    from medic.contracts import ServiceRole
+    from medic.embedded import EmbeddedNats, EmbeddedPostgres
+    from medic.github.client import GitHubClient
+    from medic.llm.client import ModelClient
+    from medic.runtime import Service, ServiceHost
+    from medic.slack.client import SlackClient
 
 SANDBOX_GITHUB_PREFIX = "/sandbox/github"
 SANDBOX_MODEL_PREFIX = "/sandbox/openai"
@@ -46,6 +45,9 @@ class Infrastructure:
 
 def start_infrastructure(settings: Settings, data_dir: Path) -> Infrastructure:
     """Use ``NATS_URL`` / ``DATABASE_URL`` when set, else start the real servers from PyPI."""
+    from medic.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+    from medic.local_servers import record_nats_url
+
     started: list[EmbeddedNats | EmbeddedPostgres] = []
     try:
         nats_url = settings.nats_url
@@ -112,6 +114,10 @@ class Parts:
 
 @contextlib.asynccontextmanager
 async def open_parts(settings: Settings) -> AsyncIterator[Parts]:
+    from medic.bus import Bus, Topology
+    from medic.github.client import GitHubClient
+    from medic.llm.client import ModelClient
+
     if settings.nats_url is None:
         raise RuntimeError("NATS_URL is not set")
     bus = await Bus.connect(settings.nats_url, Topology.from_settings(settings))
@@ -125,6 +131,9 @@ async def open_parts(settings: Settings) -> AsyncIterator[Parts]:
         )
     slack = None
     if settings.slack_bot_token is not None:
+        from medic.slack.client import SlackClient
+        from medic.slack.pacing import ChannelPacer
+
         slack = SlackClient(
             token=settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_api_url,
@@ -218,6 +227,8 @@ def build_service(name: str, settings: Settings, parts: Parts) -> Service:
 def build_host(
     settings: Settings, parts: Parts, names: tuple[str, ...], mounts: dict[str, Any]
 ) -> ServiceHost:
+    from medic.runtime import ServiceHost
+
     services = [build_service(name, settings, parts) for name in names]
     return ServiceHost(settings=settings, bus=parts.bus, services=services, mounts=mounts)
 
@@ -248,6 +259,9 @@ def service_classes() -> dict[str, type[Service]]:
 
 def service_roles() -> dict[str, ServiceRole]:
     """What each service consumes and produces, by event type name, as the AsyncAPI document shows it."""
+    from medic.contracts import ServiceRole
+    from medic.runtime import HOST_PRODUCES, event_type_name
+
     roles = {
         name: ServiceRole(
             consumes=tuple(event_type_name(t) for t in cls.consumes or ()),

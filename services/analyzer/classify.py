@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from medic.confidence import NEEDS_A_PERSON, SECOND_OPINION_BELOW
 from medic.events import (
     ActionKind,
     AnalysisMethod,
@@ -40,11 +41,11 @@ from medic.services.analyzer.knowledge import KnowledgeBase
 from medic.services.analyzer.logtext import CleanLine, Marker, iter_clean_lines
 from medic.services.analyzer.ownership import is_own_module, project_names
 from medic.services.analyzer.rules import Rule
-from medic.services.analyzer.steps import FailingStep, find_failing_step, step_prior
+from medic.services.analyzer.steps import FailingStep, find_failing_step, job_passed, step_prior
 
 UNKNOWN_CONFIDENCE = 0.2
 UNKNOWN_RISK = 6
-CONFIDENT_THRESHOLD = 0.7
+CONFIDENT_THRESHOLD = SECOND_OPINION_BELOW
 _BATCH_LINES = 4096
 _EVIDENCE_TEXTS = 3
 _FLAKY_ELIGIBLE = frozenset({Category.TEST_FAILURE, Category.TIMEOUT, Category.UNKNOWN, Category.FLAKY_TEST})
@@ -91,6 +92,8 @@ class LogAnalysis(BaseModel):
     fingerprint: str
     method: AnalysisMethod = AnalysisMethod.RULES
     notes: tuple[str, ...] = ()
+    job_passed: bool = False
+    """The log is of a job that passed (no failing step, the CI system's success line)."""
 
 
 @dataclass(slots=True)
@@ -253,6 +256,8 @@ def analyze_log(
         )
     if notes:
         analysis = analysis.model_copy(update={"notes": analysis.notes + notes})
+    if job_passed(scan.lines, scan.step):
+        analysis = analysis.model_copy(update={"job_passed": True})
     return apply_history(analysis, assess_history(history))
 
 
@@ -331,7 +336,7 @@ def apply_history(analysis: LogAnalysis, evidence: FlakinessEvidence) -> LogAnal
             "category": Category.FLAKY_TEST,
             "retryable": True,
             "risk": min(analysis.risk, 3) if known else analysis.risk,
-            "confidence": max(analysis.confidence, 0.8) if known else 0.6,
+            "confidence": max(analysis.confidence, 0.8) if known else NEEDS_A_PERSON,
             "proposed_action": ProposedAction(kind=ActionKind.RERUN_FAILED_JOBS),
         }
     return analysis.model_copy(update=changes)
@@ -385,7 +390,7 @@ def analyze_failure(
     confidence = best.confidence
     notes: list[str] = []
     if unexplained and best.category is not Category.UNKNOWN:
-        confidence = min(confidence, 0.6)
+        confidence = min(confidence, NEEDS_A_PERSON)  # a job unexplained: a person looks
         notes.append(f"unexplained jobs: {', '.join(unexplained)}")
     combined = best.model_copy(
         update={

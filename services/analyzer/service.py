@@ -7,6 +7,7 @@ from collections.abc import Callable
 from prometheus_client import Counter
 
 from medic.bus import Bucket, Bus, Delivery, open_key_value
+from medic.confidence import SECOND_OPINION_BELOW
 from medic.events import (
     AnalysisCompleted,
     AnalysisMethod,
@@ -28,7 +29,6 @@ from medic.services.analyzer.model_path import RefinedAnalysis, refine_with_mode
 from medic.services.analyzer.redaction import redact_excerpt
 
 ANALYSES = Counter("medic_analyses_total", "Analyses by method and category", ["method", "category"])
-CONFIDENCE_THRESHOLD = 0.7
 
 
 class AnalyzerService(Service):
@@ -129,13 +129,13 @@ class AnalyzerService(Service):
         Without any log text the cache is neither read nor written: a verdict reached without
         the log must never be served to another failure that happens to share its fingerprint.
         """
-        if is_confident(rules, threshold=CONFIDENCE_THRESHOLD):
+        if is_confident(rules):
             return rules_only(rules)
         assert self._cache is not None
         cached = await self._cache.get(repository, rules) if cacheable else None
         if cached is not None:
             return cached
-        refined = await refine_with_model(rules, client=self.model, confidence_threshold=CONFIDENCE_THRESHOLD)
+        refined = await refine_with_model(rules, client=self.model, confidence_threshold=SECOND_OPINION_BELOW)
         if refined.method is AnalysisMethod.MODEL and cacheable:
             await self._cache.put(repository, refined)
         return refined

@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from medic.confidence import AUTOMATIC_CONFIDENCE_FLOOR
 from medic.config import GuardPolicy, RepositoryPolicy
 from medic.events import ActionKind, AnalysisCompletedPayload, AnalysisMethod, Category, GateOutcome
 from medic.services.safety_gate.guards import HOLD_CATEGORIES, Breaker, HourlyBudget, Incident, Switches
 from medic.services.safety_gate.scope import first_match, scope_problems
 
-MIN_CONFIDENCE = 0.6
+MIN_CONFIDENCE = AUTOMATIC_CONFIDENCE_FLOOR
 """Below this the cause is not known well enough to act without a person."""
 
 

@@ -69,6 +69,10 @@ async def main(nats_url: str, database_url: str) -> None:
 
     emit(await monitor_bench.run(nats_url))
 
+    from tests.bench import cli_bench
+
+    emit(cli_bench.run())
+
     from tests.bench import analyzer_bench
 
     emit(analyzer_bench.run())

@@ -11,6 +11,7 @@ path must fail a test, never turn into a skip.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -109,12 +110,18 @@ class Score:
     action_correct: int = 0
     excerpt_lines: int = 0
     longest_excerpt: int = 0
+    verbatim_lines: int = 0
+    """Labelled lines shown with the log's own text (ANSI aside), as a reader searching for them sees."""
     confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
     misses: list[str] = field(default_factory=list)
 
     @property
     def recall(self) -> float:
         return self.recalled_lines / self.labelled_lines if self.labelled_lines else 0.0
+
+    @property
+    def verbatim_recall(self) -> float:
+        return self.verbatim_lines / self.labelled_lines if self.labelled_lines else 0.0
 
     @property
     def hit_rate(self) -> float:
@@ -143,8 +150,20 @@ class Score:
             rows.setdefault(want, {})[got] = n
         return rows
 
-    def add(self, case: Case, shown: Iterable[int], category: str, action: str | None) -> None:
+    def add(
+        self,
+        case: Case,
+        shown: Iterable[int],
+        category: str,
+        action: str | None,
+        texts: dict[int, str] | None = None,
+    ) -> None:
         shown_set = set(shown)
+        if texts is not None and case.lines:
+            source = source_lines(case.log)
+            self.verbatim_lines += sum(
+                1 for n in case.lines if n in texts and n <= len(source) and texts[n] == source[n - 1]
+            )
         self.cases += 1
         self.excerpt_lines += len(shown_set)
         self.longest_excerpt = max(self.longest_excerpt, len(shown_set))
@@ -167,10 +186,17 @@ class Score:
                 self.misses.append(f"{case.name}: {found}/{len(case.lines)} lines, missing {missing[:8]}")
 
 
-def line_count(path: Path) -> int:
-    with path.open("rb") as handle:
-        data = handle.read()
-    return data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+_C0 = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def source_lines(path: Path) -> list[str]:
+    """The log's own lines (split on \\n as the labels count them), ANSI and control bytes removed."""
+    text = path.read_bytes().decode("utf-8", "replace")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # a final newline ends the last line; it does not start another
+    return [_C0.sub("", _ANSI.sub("", line)) for line in lines]
 
 
 Analyse = Callable[[Case], LogAnalysis]
@@ -193,8 +219,9 @@ def score_analyzer(cases: Sequence[Case], *, use_baseline: bool = False) -> Scor
         score.add(
             case,
             (line.line for line in analysis.excerpt),
-            analysis.category.value,
+            "none" if analysis.job_passed else analysis.category.value,
             analysis.proposed_action.kind.value,
+            {line.line: line.text for line in analysis.excerpt},
         )
     return score
 
@@ -211,8 +238,9 @@ def score_tail(cases: Sequence[Case], tail: int) -> Score:
     category, action = most_common(cases)
     score = Score()
     for case in cases:
-        total = line_count(case.log)
-        score.add(case, range(max(1, total - tail + 1), total + 1), category, action)
+        source = source_lines(case.log)
+        shown = range(max(1, len(source) - tail + 1), len(source) + 1)
+        score.add(case, shown, category, action, {n: source[n - 1] for n in shown})
     return score
 
 
@@ -221,6 +249,7 @@ def figures(score: Score) -> dict[str, Any]:
     out: dict[str, Any] = {
         "cases": score.cases,
         "excerpt_recall": round(score.recall, 4),
+        "verbatim_recall": round(score.verbatim_recall, 4),
         "hit_rate": round(score.hit_rate, 4),
         "category_accuracy": round(score.accuracy, 4),
         "mean_excerpt_lines": round(score.excerpt_lines / score.cases, 1) if score.cases else 0,

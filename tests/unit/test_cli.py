@@ -67,3 +67,28 @@ def test_simulate_against_nothing_says_where_it_looked() -> None:
     result = runner.invoke(app, ["simulate", "--failures", "1", "--url", "http://127.0.0.1:9/sandbox/github"])
     assert result.exit_code == 1
     assert "127.0.0.1:9" in result.output
+
+
+def test_the_command_loads_without_the_bus_the_database_driver_or_the_model_client() -> None:
+    """``medic --help`` pays only for what it shows: a fresh interpreter imports the CLI and lists
+    the modules it brought in (structural, so it holds on a loaded machine too)."""
+    import subprocess
+    import sys
+
+    heavy = ("nats", "asyncpg", "openai", "githubkit", "medic.bus")
+    probe = f"import sys, medic.services.cli; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run(  # noqa: S603 - our interpreter, a fixed probe
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert loaded == ""
+
+
+def test_lazy_groups_carry_their_modules_own_help() -> None:
+    import importlib
+
+    from medic.services.cli import LAZY_GROUPS
+
+    for name, (target, help_text) in LAZY_GROUPS.items():
+        module, attr = target.split(":")
+        sub_app = getattr(importlib.import_module(module), attr)
+        assert sub_app.info.help == help_text, name
