@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from medic.access import Identity
 from medic.events import (
     ApprovalAttemptRefused,
     ApprovalAttemptRefusedPayload,
@@ -22,7 +23,7 @@ from medic.events import (
     GateDecided,
     derive_event_id,
 )
-from medic.services.approval.records import ApprovalRecord, ApprovalStatus, Approver, approval_id_for
+from medic.services.approval.records import ApprovalRecord, ApprovalStatus, Via, approval_id_for
 
 
 def record_for(
@@ -81,16 +82,16 @@ def partial_event(record: ApprovalRecord, approver: str) -> ApprovalPartiallyGra
 
 
 def refused_event(
-    record: ApprovalRecord, who: Approver, *, decision: str, reason: str
+    record: ApprovalRecord, who: Identity, *, via: Via, decision: str, reason: str
 ) -> ApprovalAttemptRefused:
     """Every refused attempt is its own fact (a fresh id): the audit shows each one."""
     return ApprovalAttemptRefused(
         failure_id=record.failure_id,
-        actor=who.name,
+        actor=who.principal,
         payload=ApprovalAttemptRefusedPayload(
             approval_id=record.approval_id,
-            who=who.name,
-            via=who.via.value,
+            who=who.principal,
+            via=via.value,
             decision="approve" if decision == "approve" else "reject",
             reason=reason,
             repository=record.repository,

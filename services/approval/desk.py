@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from prometheus_client import Counter, Histogram
 
+from medic.access import Identity, IdentitySource
 from medic.events import ActionKind, ApprovalRequested, Envelope, GateDecided, utc_now
 from medic.records import RecordConflict
 from medic.services.approval.approvers import ApproverPolicy
@@ -29,7 +30,6 @@ from medic.services.approval.records import (
     ApprovalForbidden,
     ApprovalRecord,
     ApprovalStatus,
-    Approver,
     Via,
 )
 from medic.services.approval.store import ApprovalStore
@@ -82,7 +82,8 @@ class ApprovalDesk:
         approval_id: str,
         status: ApprovalStatus,
         *,
-        by: str | Approver,
+        by: str | Identity,
+        via: Via = Via.WEB,
         note: str = "",
         chosen_action: ActionKind | None = None,
     ) -> ApprovalRecord:
@@ -92,29 +93,32 @@ class ApprovalDesk:
         as ApprovalAttemptRefused); ApprovalConflict: not pending, or four-eyes wants another person.
         A first approval of two is recorded and published as ApprovalPartiallyGranted.
         """
-        who = by if isinstance(by, Approver) else Approver(Via.WEB, by)
+        who = by if isinstance(by, Identity) else Identity(source=IdentitySource.UNVERIFIED, subject=by)
+        name = by.principal if isinstance(by, Identity) else by
         for _ in range(3):  # a concurrent first approval of a four-eyes request: read again
             found = await self.store.get(approval_id)
             if found is None:
                 raise KeyError(approval_id)
-            await self.authorise(found.record, who, status)
+            await self.authorise(found.record, who, status, via=via)
             record = found.record
             now = utc_now()
             if status is ApprovalStatus.GRANTED and not record.complete_with_one_more:
-                partial = record.endorse(who.name, at=now)
+                partial = record.endorse(name, at=now)
                 try:
                     await self.store.replace(approval_id, partial, found.revision)
                 except RecordConflict:
                     continue
-                await self.publish(partial_event(partial, who.name))
+                await self.publish(partial_event(partial, name))
                 return partial
             if status is ApprovalStatus.GRANTED:
-                record = record.endorse(who.name, at=now)
-            decided = record.decide(status, by=who.name, at=now, note=note, chosen_action=chosen_action)
+                record = record.endorse(name, at=now)
+            decided = record.decide(status, by=name, at=now, note=note, chosen_action=chosen_action)
             return await self._commit(decided, found.revision)
         raise ApprovalConflict(f"approval {approval_id} kept changing; try again")
 
-    async def authorise(self, record: ApprovalRecord, who: Approver, status: ApprovalStatus) -> None:
+    async def authorise(
+        self, record: ApprovalRecord, who: Identity, status: ApprovalStatus, *, via: Via = Via.WEB
+    ) -> None:
         """Raise ApprovalForbidden (and publish the refused attempt) unless ``who`` may decide."""
         if self.approvers is None or status is ApprovalStatus.EXPIRED:
             return
@@ -122,8 +126,8 @@ class ApprovalDesk:
         if why is None:
             return
         decision = "approve" if status is ApprovalStatus.GRANTED else "reject"
-        await self.publish(refused_event(record, who, decision=decision, reason=why))
-        REFUSED.labels(who.via.value).inc()
+        await self.publish(refused_event(record, who, via=via, decision=decision, reason=why))
+        REFUSED.labels(via.value).inc()
         raise ApprovalForbidden(why)
 
     async def _commit(self, decided: ApprovalRecord, revision: int) -> ApprovalRecord:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -100,30 +99,17 @@ class ApprovalForbidden(Exception):
     """The person may not decide this approval (not among its approvers); nothing was decided."""
 
 
-@dataclass(frozen=True)
-class Approver:
-    """Who decides, and through what: a Slack user id is verified by Slack's signature; a web
-    or CLI name is whatever the (token-holding) caller said."""
-
-    via: Via
-    id: str
-
-    @property
-    def name(self) -> str:
-        """How the decision records the person: ``slack:U…`` can never be claimed over the web."""
-        return f"slack:{self.id}" if self.via is Via.SLACK else self.id
-
-
 def approval_id_for(gate_event_id: str) -> str:
     return str(uuid.uuid5(FAILURE_NAMESPACE, f"approval/{gate_event_id}"))
 
 
 class DecisionRequest(BaseModel):
-    """Body of approve/reject over HTTP; the approver's name is shown, never interpreted."""
+    """Body of approve/reject over HTTP. ``approver`` counts only where no identity is verified
+    (open mode); it is shown, never interpreted, and never holds control characters."""
 
     model_config = ConfigDict(extra="forbid")
 
-    approver: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    approver: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
     comment: str = Field(default="", max_length=2000)
     action: ActionKind | None = None
     """Only when the failure came with no action (unexplained): what the approver wants done."""

@@ -19,6 +19,7 @@ from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from medic.access import Identity, IdentitySource, Scope
 from medic.config import Settings
 from medic.services.approval.desk import ApprovalDesk
 from medic.services.approval.records import (
@@ -26,7 +27,6 @@ from medic.services.approval.records import (
     ApprovalForbidden,
     ApprovalRecord,
     ApprovalStatus,
-    Approver,
     Via,
 )
 from medic.slack.actions import APPROVE_ACTION, REASON_BLOCK, REASON_INPUT, REJECT_ACTION, REJECT_MODAL
@@ -49,6 +49,15 @@ def _outcome(record: ApprovalRecord) -> str:
     if record.status is ApprovalStatus.PENDING:
         return f"Your approval is recorded; {record.approvals_needed - len(record.approvals)} more needed."
     return f"Done: {record.status.value}."
+
+
+def slack_identity(body: dict[str, Any]) -> Identity:
+    """The person Slack vouches for (the request carries Slack's signature): ``slack:<team>/<user>``."""
+    user = body.get("user") or {}
+    team = (body.get("team") or {}).get("id") or user.get("team_id") or "T0"
+    return Identity(
+        source=IdentitySource.SLACK, subject=f"{team}/{user.get('id', '')}", scopes=frozenset({Scope.APPROVE})
+    )
 
 
 def reject_modal(approval_id: str, channel: str | None, thread: str | None) -> dict[str, Any]:
@@ -114,9 +123,10 @@ class SlackApprovals:
     async def _decide(
         self, body: dict[str, Any], approval_id: str, status: ApprovalStatus, note: str = ""
     ) -> tuple[ApprovalRecord | None, str]:
-        user = str((body.get("user") or {}).get("id", ""))
         try:
-            record = await self.desk().decide(approval_id, status, by=Approver(Via.SLACK, user), note=note)
+            record = await self.desk().decide(
+                approval_id, status, by=slack_identity(body), via=Via.SLACK, note=note
+            )
         except KeyError:
             return None, "This approval is unknown (it may belong to another ci-medic)."
         except ApprovalForbidden as exc:
@@ -135,7 +145,8 @@ class SlackApprovals:
         """Check who clicks before asking why: a non-approver gets no modal, only the refusal."""
         channel, thread = _where(body)
         approval_id = str(action.get("value", ""))
-        user = Approver(Via.SLACK, str(body["user"]["id"]))
+        user = slack_identity(body)
+        user_id = str(body["user"]["id"])
         desk = self.desk()
         found = await desk.store.get(approval_id)
         refusal = None
@@ -143,19 +154,19 @@ class SlackApprovals:
             refusal = "This approval is unknown."
         else:
             try:
-                await desk.authorise(found.record, user, ApprovalStatus.REJECTED)
+                await desk.authorise(found.record, user, ApprovalStatus.REJECTED, via=Via.SLACK)
             except ApprovalForbidden as exc:  # audited by the desk
                 refusal = f"You may not decide this: {exc}."
         await ack()
         if refusal is not None:
-            await self._tell(channel, user.id, thread, refusal)
+            await self._tell(channel, user_id, thread, refusal)
             return
         try:
             await self.slack.open_view(
                 str(body.get("trigger_id", "")), reject_modal(approval_id, channel, thread)
             )
         except SlackError as exc:
-            await self._tell(channel, user.id, thread, f"Could not open the form ({exc.code}); try again.")
+            await self._tell(channel, user_id, thread, f"Could not open the form ({exc.code}); try again.")
 
     async def _reject_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         try:

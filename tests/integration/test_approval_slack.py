@@ -30,6 +30,14 @@ from medic.slack.pacing import ChannelPacer
 from tests.slack_events import story
 
 ALICE, BOB, MALLORY = "U0ALICE001", "U0BOB00002", "U0MALLORY3"
+TEAM = "T0SANDBOX1"
+
+
+def principal(user: str) -> str:
+    """A Slack user as the approval records them: an identity like ``token:alice`` (medic.access)."""
+    return f"slack:{TEAM}/{user}"
+
+
 CHANNEL = "#ci-medic"
 
 
@@ -154,13 +162,13 @@ async def test_a_non_approver_is_refused_in_private_and_audited_then_an_approver
     assert await desk.count("ApprovalGranted") == 0
     assert any("may not decide" in text for text in await desk.ephemeral(MALLORY))
     attempt = await desk.last("ApprovalAttemptRefused")
-    assert (attempt.payload.who, attempt.payload.via) == (f"slack:{MALLORY}", "slack")
+    assert (attempt.payload.who, attempt.payload.via) == (principal(MALLORY), "slack")
     assert await _has_buttons(desk)
 
     assert (await desk.click(ALICE))["status"] == 200
     assert await desk.count("ApprovalGranted") == 1  # on the bus before Slack got its answer
     granted = await desk.last("ApprovalGranted")
-    assert granted.payload.approver == f"slack:{ALICE}"
+    assert granted.payload.approver == principal(ALICE)
     await eventually(lambda: _card_says(desk, f"Approved by <@{ALICE}>"))
     assert not await _has_buttons(desk)
     assert (await desk.click(BOB))["http"] == 404  # the buttons are gone
@@ -207,7 +215,7 @@ async def test_critical_risk_needs_two_different_approvers(start_desk: StartDesk
     await desk.click(BOB)
     assert await desk.count("ApprovalGranted") == 1
     granted = await desk.last("ApprovalGranted")
-    assert granted.payload.approver == f"slack:{BOB}"
+    assert granted.payload.approver == principal(BOB)
     critical = await desk.history("#ci-medic-critical")
     assert len(critical) == 1
 
@@ -243,17 +251,19 @@ async def test_the_web_api_and_user_groups_obey_the_same_approvers(start_desk: S
     approval_id = (await desk.card())["blocks"][-1]["elements"][0]["value"]
     base = f"{desk.url}/api/approvals/{approval_id}"
     assert (await desk.http.post(f"{base}/approve", json={"approver": "eve"})).status_code == 403
-    assert (await desk.http.post(f"{base}/approve", json={"approver": f"slack:{BOB}"})).status_code == 400
+    # a typed Slack identity is an unverified name, never the Slack user
+    assert (await desk.http.post(f"{base}/approve", json={"approver": principal(BOB)})).status_code == 403
     assert (await desk.http.post(f"{base}/approve", json={"approver": BOB})).status_code == 403
-    assert await desk.count("ApprovalAttemptRefused") == 2
-    await desk.click(MALLORY)
     assert await desk.count("ApprovalAttemptRefused") == 3
+    assert (await desk.last("ApprovalAttemptRefused")).payload.who == f"unverified:{BOB}"
+    await desk.click(MALLORY)
+    assert await desk.count("ApprovalAttemptRefused") == 4
     await desk.click(BOB)  # a member of the user group S0SRELEADS
     assert await desk.count("ApprovalGranted") == 1
-    assert (await desk.last("ApprovalGranted")).payload.approver == f"slack:{BOB}"
+    assert (await desk.last("ApprovalGranted")).payload.approver == principal(BOB)
     # carol is an approver (by name): she passes the check and meets the decision already made
     assert (await desk.http.post(f"{base}/approve", json={"approver": "carol"})).status_code == 409
-    assert await desk.count("ApprovalAttemptRefused") == 3
+    assert await desk.count("ApprovalAttemptRefused") == 4
 
 
 async def test_the_cli_obeys_the_same_rules_and_four_eyes_spans_cli_and_slack(start_desk: StartDesk) -> None:
@@ -271,7 +281,7 @@ async def test_the_cli_obeys_the_same_rules_and_four_eyes_spans_cli_and_slack(st
     refused = await asyncio.to_thread(medic, "approve", "--as", "eve")
     assert refused.exit_code == 1
     attempt = await desk.last("ApprovalAttemptRefused")
-    assert (attempt.payload.who, attempt.payload.via) == ("eve", "cli")
+    assert (attempt.payload.who, attempt.payload.via) == ("unverified:eve", "cli")
     first = await asyncio.to_thread(medic, "approve", "--as", "carol")
     assert first.exit_code == 0 and "1 more approver" in first.stdout
     assert (await asyncio.to_thread(medic, "approve", "--as", "carol")).exit_code == 1  # not twice
@@ -281,3 +291,24 @@ async def test_the_cli_obeys_the_same_rules_and_four_eyes_spans_cli_and_slack(st
     unreachable = runner.invoke(app, ["approve", approval_id, "--url", "http://127.0.0.1:9"])
     assert unreachable.exit_code == 2
     assert runner.invoke(app, ["approve", "../../x", "--url", desk.url]).exit_code == 1
+
+
+async def test_with_verified_identities_slack_clicks_and_personal_tokens_both_decide(
+    start_desk: StartDesk,
+) -> None:
+    """Identities are enforced (``api_tokens``): Slack's signature still admits the click, and a
+    person's token (``token:carol``) is an approver by name, as a Slack user id is by id."""
+    desk = await start_desk(
+        risk=9, approvers=(ALICE, "carol"), api_tokens={"carol": {"token": "carol-secret"}}
+    )
+    approval_id = (await desk.card())["blocks"][-1]["elements"][0]["value"]
+    base = f"{desk.url}/api/approvals/{approval_id}"
+    assert (await desk.http.post(f"{base}/approve", json={"approver": "carol"})).status_code == 401
+    await desk.click(ALICE)
+    assert await desk.count("ApprovalPartiallyGranted") == 1
+    answer = await desk.http.post(
+        f"{base}/approve", json={}, headers={"Authorization": "Bearer carol-secret"}
+    )
+    assert answer.status_code == 200, answer.text
+    granted = await desk.last("ApprovalGranted")
+    assert granted.payload.approver == "token:carol"
