@@ -25,7 +25,8 @@ from medic.http_guard import ASGIApp, Receive, Send
 from medic.http_guard import Scope as AsgiScope
 
 OPEN_PREFIXES = ("/healthz", "/readyz", "/metrics", "/webhooks/", "/sandbox/", "/auth/", "/static/")
-OPEN_EXACT = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+OPEN_EXACT = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/slack/events"})
+"""``/slack/events`` carries Slack's signature instead (checked by Bolt); its identity is the Slack user."""
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_SECONDS = 12 * 3600
 

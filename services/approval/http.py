@@ -16,7 +16,14 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from medic.access import Identity, Scope, unverified
 from medic.config import Settings
 from medic.services.approval.desk import ApprovalDesk
-from medic.services.approval.records import ApprovalConflict, ApprovalRecord, ApprovalStatus, DecisionRequest
+from medic.services.approval.records import (
+    ApprovalConflict,
+    ApprovalForbidden,
+    ApprovalRecord,
+    ApprovalStatus,
+    DecisionRequest,
+    Via,
+)
 
 ApprovalId = Annotated[uuid.UUID, Path(description="the approval's id (a UUID)")]
 
@@ -49,13 +56,16 @@ def approval_router(*, desk: Callable[[], ApprovalDesk], settings: Settings) -> 
     async def act(
         approval_id: uuid.UUID, status: ApprovalStatus, body: DecisionRequest, request: Request
     ) -> ApprovalRecord:
-        by = decider(request, body).principal
+        who = decider(request, body)
+        via = Via.CLI if request.headers.get("x-medic-via") == "cli" else Via.WEB
         try:
             return await desk().decide(
-                str(approval_id), status, by=by, note=body.comment, chosen_action=body.action
+                str(approval_id), status, by=who, via=via, note=body.comment, chosen_action=body.action
             )
         except KeyError:
             raise HTTPException(404, f"no approval {str(approval_id)!r}") from None
+        except ApprovalForbidden as exc:
+            raise HTTPException(403, str(exc)) from None
         except ApprovalConflict as exc:
             raise HTTPException(409, str(exc)) from None
 
