@@ -312,3 +312,25 @@ async def test_with_verified_identities_slack_clicks_and_personal_tokens_both_de
     assert answer.status_code == 200, answer.text
     granted = await desk.last("ApprovalGranted")
     assert granted.payload.approver == "token:carol"
+
+
+async def test_socket_mode_needs_no_signing_secret_and_serves_no_request_url(bus: Bus) -> None:
+    settings = load_settings(
+        slack_bot_token="xoxb-x", slack_app_token="xapp-x", slack_api_url="http://127.0.0.1:9/api/"
+    )
+    client = SlackClient(token="xoxb-x", base_url=settings.slack_api_url)
+    service = ApprovalService(settings=settings, bus=bus, slack=client)
+    assert service.slack_approvals is not None and not service.slack_approvals.http_mode
+    assert await _post_events(service) == 404  # no request URL in Socket Mode
+    signed = load_settings(slack_bot_token="xoxb-x", slack_signing_secret="s")
+    assert await _post_events(ApprovalService(settings=signed, bus=bus, slack=client)) == 401  # unsigned
+
+
+async def _post_events(service: ApprovalService) -> int:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    app.include_router(service.router())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://medic") as http:
+        return (await http.post("/slack/events", content=b"payload=%7B%7D")).status_code
