@@ -10,6 +10,7 @@ person only (ephemeral) and audited as ApprovalAttemptRefused.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -115,9 +116,9 @@ class SlackApprovals:
     async def _tell(self, channel: str | None, user: str, thread: str | None, text: str) -> None:
         if channel is None:
             return
-        try:
-            await self.slack.post_ephemeral(channel, user, text=text, thread_ts=thread)
-        except SlackError as exc:  # the decision stands; only the courtesy note is lost
+        try:  # bounded: Slack's answer waits for this, and Slack wants it within 3 seconds
+            await asyncio.wait_for(self.slack.post_ephemeral(channel, user, text=text, thread_ts=thread), 1.5)
+        except (SlackError, TimeoutError) as exc:  # the decision stands; only the courtesy note is lost
             log.warning("slack_ephemeral_failed", error=str(exc))
 
     async def _decide(
