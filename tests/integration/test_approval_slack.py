@@ -188,7 +188,8 @@ async def test_forged_and_stale_requests_are_refused_and_change_nothing(start_de
     assert (await desk.click(ALICE, age_seconds=600))["status"] == 401
     raw = await desk.http.post(f"{desk.url}/slack/events", content=b"payload=%7B%7D")
     assert raw.status_code == 401
-    await asyncio.sleep(0.5)
+    # no sleep: Bolt runs with process_before_response, so each answer above came after all
+    # its handler did; had a refused request recorded anything, it would be on the log now
     assert await desk.count("ApprovalGranted") == 0 and await desk.count("ApprovalAttemptRefused") == 0
     assert await _has_buttons(desk)
 
@@ -197,7 +198,7 @@ async def test_concurrent_and_repeated_clicks_make_one_decision(start_desk: Star
     desk = await start_desk()
     answers = await asyncio.gather(*(desk.click(user) for user in (ALICE, ALICE, BOB, ALICE, BOB)))
     assert all(a["status"] == 200 for a in answers if a["http"] == 200)
-    await asyncio.sleep(0.5)
+    # every click has been answered, and each answer follows its decision's publish
     assert await desk.count("ApprovalGranted") == 1
     told = await desk.ephemeral(ALICE) + await desk.ephemeral(BOB)
     assert sum("Done: granted" in t for t in told) == 1
