@@ -90,6 +90,8 @@ class Bucket(StrEnum):
     REMEDIATIONS = "remediations"
     MONITOR_CURSORS = "monitor_cursors"
     MONITOR_DETECTED = "monitor_detected"
+    POLICY = "policy"
+    POLICY_BUDGETS = "policy_budgets"
     MONITOR_SENDERS = "monitor_senders"
     """Repositories that have sent a webhook: the catch-up poll's list."""
 

@@ -43,7 +43,7 @@ class SafetyGateService(Service):
         return self._gate
 
     async def start(self) -> None:
-        store = await PolicyStore.open(self.bus.js, self.bus.topology.stream)
+        store = await PolicyStore.open(self.bus.js, self.bus.topology)
         self._gate = Gate(lambda: self.settings, store)
 
     def ready(self) -> bool:
