@@ -143,20 +143,18 @@ def simulate(
     url: Annotated[
         str, typer.Option(help="The sandbox GitHub to drive")
     ] = f"http://127.0.0.1:8080{composition.SANDBOX_GITHUB_PREFIX}",
+    api: Annotated[
+        str, typer.Option(help="ci-medic's API, asked how far each failure got")
+    ] = "http://127.0.0.1:8080",
+    wait: Annotated[
+        float, typer.Option(min=0, max=3600, help="Seconds to wait for the failures to settle")
+    ] = 10.0,
+    json_output: Annotated[bool, typer.Option("--json", help="Every failure and its state, as JSON")] = False,
 ) -> None:
-    """Make the sandbox GitHub produce failing runs of varied kinds and deliver their webhooks."""
-    import asyncio
+    """Make the sandbox GitHub produce failing runs of varied kinds, then show how far they got."""
+    from medic.services.simulation_report import run_simulation
 
-    import httpx
-
-    from medic.sandbox.simulate import simulate as drive
-
-    try:
-        result = asyncio.run(drive(url, failures))
-    except httpx.HTTPError as exc:
-        console.print(f"[red]could not reach the sandbox at {url}:[/red] {exc}")
-        raise typer.Exit(1) from None
-    console.print_json(data=result)
+    raise typer.Exit(run_simulation(url, api, failures, wait=wait, as_json=json_output))
 
 
 @app.command()
@@ -184,3 +182,14 @@ def proto(
     if check and stale:
         console.print(f"[red]proto/ is stale:[/red] {', '.join(stale)}; run `make proto`")
         raise typer.Exit(1)
+
+
+def _mount_approval_commands() -> None:
+    """``medic approve`` / ``medic reject``: light modules (httpx, typer), loaded at once."""
+    from medic.services.approval.commands import approve, reject
+
+    app.command()(approve)
+    app.command()(reject)
+
+
+_mount_approval_commands()

@@ -178,7 +178,7 @@ def _executor(settings: Settings, parts: Parts) -> Service:
 def _approval(settings: Settings, parts: Parts) -> Service:
     from medic.services.approval.service import ApprovalService
 
-    return ApprovalService(settings=settings, bus=parts.bus)
+    return ApprovalService(settings=settings, bus=parts.bus, slack=parts.slack)
 
 
 def _notifier(settings: Settings, parts: Parts) -> Service:

@@ -97,7 +97,9 @@ async def running_pipeline(
             await server.start()
             await host.start()
             try:
-                async with httpx.AsyncClient(timeout=10) as http:
+                token = settings.api_token
+                auth = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+                async with httpx.AsyncClient(timeout=10, headers=auth) as http:
                     yield Pipeline(settings, host, url, sandbox, sandbox_server.url, http)
             finally:
                 await host.stop()

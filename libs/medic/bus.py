@@ -91,7 +91,9 @@ class Bucket(StrEnum):
     MONITOR_CURSORS = "monitor_cursors"
     MONITOR_DETECTED = "monitor_detected"
     POLICY = "policy"
+    """The safety policy's switches, breakers, incident holds and automatic grants."""
     POLICY_BUDGETS = "policy_budgets"
+    """Hourly budgets of automatic remediations (expire after a few hours)."""
     MONITOR_SENDERS = "monitor_senders"
     """Repositories that have sent a webhook: the catch-up poll's list."""
 

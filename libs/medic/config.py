@@ -22,6 +22,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from medic.access import AccessPolicy, PersonalToken, Scope
 from medic.events import ActionKind
 
 _T = TypeVar("_T")
@@ -189,10 +190,20 @@ class Settings(BaseSettings):
     analyzer_engine: Literal["auto", "hyperscan", "re2"] = "auto"
     """Multi-pattern engine for the rules; ``auto`` prefers hyperscan and falls back to RE2."""
     api_token: SecretStr | None = None
+    """A shared token with the ``read`` scope only (dashboards, scripts): it names nobody, so it
+    never approves. Setting it (or any identity source below) closes the API to anonymous reads."""
+    api_tokens: dict[str, PersonalToken] = Field(default_factory=dict)
+    """One token per person: ``name -> {sha256 = "<hex sha256 of the token>", scopes = [...]}``
+    (scopes ``read``, ``approve``; both by default). The approver is recorded as ``token:<name>``."""
+    proxy_identity_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
+    """A header an authenticating proxy sets to the signed-in user (``X-Forwarded-Email``),
+    believed only from ``trusted_proxies``; recorded as ``proxy:<value>``."""
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    """Addresses or networks (``10.0.0.0/8``) whose ``proxy_identity_header`` is believed."""
+    proxy_scopes: frozenset[Scope] = frozenset({Scope.READ, Scope.APPROVE})
     dashboard_api_url: str | None = None
     """Where the dashboard reads the query and approval APIs when it runs alone (``medic service
     dashboard``); unset: the host it runs in (``medic run``)."""
-    """When set, approve/reject over HTTP needs ``Authorization: Bearer <token>``."""
 
     # --- Slack ---
     slack_bot_token: SecretStr | None = None
@@ -232,7 +243,12 @@ class Settings(BaseSettings):
     github_app_private_key_file: Path | None = None
 
     @field_validator(
-        "allowed_repositories", "poll_repositories", "poll_organisations", "approvers", mode="before"
+        "allowed_repositories",
+        "poll_repositories",
+        "poll_organisations",
+        "approvers",
+        "trusted_proxies",
+        mode="before",
     )
     @classmethod
     def _split_monitor_lists(cls, value: Any) -> Any:
@@ -270,6 +286,16 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+    def access_policy(self) -> AccessPolicy:
+        """Who may read and who may approve over HTTP (see :mod:`medic.access`)."""
+        return AccessPolicy(
+            personal=self.api_tokens,
+            shared_token=self.api_token,
+            proxy_header=self.proxy_identity_header,
+            trusted_proxies=self.trusted_proxies,
+            proxy_scopes=self.proxy_scopes,
+        )
 
     def webhook_secrets(self) -> tuple[str, ...]:
         if self.github_webhook_secret is None:

@@ -110,21 +110,19 @@ class RecordStore(Generic[M]):
         some order, never one lost.
         """
         for _ in range(MAX_CHANGE_TRIES):
-            found = await self.get(key)
-            before = found.record if found else None
+            revision = await self.revision(key)
+            found = await self.get(key) if revision is not None else None
+            if found is not None and found.revision != revision:
+                continue  # written between the two reads
+            before = found.record if found else None  # unreadable garbage counts as absent
             after = step(before)
             if after is None or after == before:
                 return before, before
             try:
-                if found is None:
-                    revision = await self.revision(key)  # absent, or present but unreadable
-                    if revision is None:
-                        if await self.create(key, after):
-                            return before, after
-                        continue
-                    await self.replace(key, after, revision)
-                else:
-                    await self.replace(key, after, found.revision)
+                if revision is not None:
+                    await self.replace(key, after, revision)  # only if nobody wrote since we read
+                elif not await self.create(key, after):
+                    continue
             except RecordConflict:
                 continue
             return before, after

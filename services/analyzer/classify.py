@@ -41,7 +41,7 @@ from medic.services.analyzer.knowledge import KnowledgeBase
 from medic.services.analyzer.logtext import CleanLine, Marker, iter_clean_lines
 from medic.services.analyzer.ownership import is_own_module, project_names
 from medic.services.analyzer.rules import Rule
-from medic.services.analyzer.steps import FailingStep, find_failing_step, step_prior
+from medic.services.analyzer.steps import FailingStep, find_failing_step, job_passed, step_prior
 
 UNKNOWN_CONFIDENCE = 0.2
 UNKNOWN_RISK = 6
@@ -92,6 +92,8 @@ class LogAnalysis(BaseModel):
     fingerprint: str
     method: AnalysisMethod = AnalysisMethod.RULES
     notes: tuple[str, ...] = ()
+    job_passed: bool = False
+    """The log is of a job that passed (no failing step, the CI system's success line)."""
 
 
 @dataclass(slots=True)
@@ -254,6 +256,8 @@ def analyze_log(
         )
     if notes:
         analysis = analysis.model_copy(update={"notes": analysis.notes + notes})
+    if job_passed(scan.lines, scan.step):
+        analysis = analysis.model_copy(update={"job_passed": True})
     return apply_history(analysis, assess_history(history))
 
 

@@ -24,6 +24,8 @@ from medic.services.analyzer.knowledge import KnowledgeBase, default_knowledge_b
 from medic.services.analyzer.logtext import iter_file_lines
 from medic.services.analyzer.redaction import redact_excerpt
 
+PASSED = "none"
+"""What ``medic analyze`` calls the category of a log whose job passed (the corpora's label)."""
 EXIT_OK = 0
 EXIT_UNREADABLE = 2
 
@@ -31,7 +33,8 @@ EXIT_UNREADABLE = 2
 def analysis_document(analysis: LogAnalysis) -> dict[str, Any]:
     """The ``--json`` shape: one object, stable keys."""
     return {
-        "category": analysis.category.value,
+        "category": PASSED if analysis.job_passed else analysis.category.value,
+        "job_passed": analysis.job_passed,
         "risk": analysis.risk,
         "confidence": analysis.confidence,
         "action": analysis.proposed_action.model_dump(mode="json"),
@@ -100,7 +103,7 @@ def _print_report(analysis: LogAnalysis, console: Console) -> None:
     action = analysis.proposed_action
     action_text = action.kind.value + (f" (cache key {action.cache_key})" if action.cache_key else "")
     for label, value in (
-        ("category", analysis.category.value),
+        ("category", PASSED + " (the job passed)" if analysis.job_passed else analysis.category.value),
         ("risk", f"{analysis.risk}/10"),
         ("confidence", f"{analysis.confidence:.2f}"),
         ("action", action_text),

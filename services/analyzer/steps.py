@@ -175,3 +175,26 @@ def step_prior(name: str) -> Category | None:
         if pattern.search(head):
             return category
     return None
+
+
+_PASSED_END = re.compile(r"^(?:Done\. Your build exited with 0\.|Finished: SUCCESS|Job succeeded)$")
+_GHA_JOB_DONE = "Cleaning up orphan processes"
+_TAIL_LINES = 40
+
+
+def job_passed(lines: Sequence[CleanLine], step: FailingStep) -> bool:
+    """Whether the log is of a job that passed: its CI system said so, and no step failed.
+
+    GitHub Actions: the runner finished the job (``Cleaning up orphan processes``), steps ran
+    (``##[group]Run …``) and nothing was flagged ``##[error]``. Travis, Jenkins and GitLab print
+    a success line at the end. ``medic analyze`` reports such a log as ``none``.
+    """
+    if step.marked or not lines:
+        return False
+    tail = [line.text for line in lines[-_TAIL_LINES:]]
+    if any(_PASSED_END.match(text) for text in tail):
+        return True
+    if not any(text.startswith(_GHA_JOB_DONE) for text in tail):
+        return False
+    ran_steps = any(line.marker is Marker.GROUP and line.text.startswith("Run ") for line in lines)
+    return ran_steps and not any(line.marker is Marker.ERROR for line in lines)

@@ -33,8 +33,9 @@ def order_from(event: Event) -> Order | None:
         and not event.payload.dry_run  # dry-run: decided and recorded, never executed
     ):
         p = event.payload
-        return Order(event, p.action, Target(p.repository, p.run_id), None)
+        return Order(event, p.action, Target(p.repository, p.run_id, event.failure_id, p.reasons), None)
     if isinstance(event, ApprovalGranted):
         g = event.payload
-        return Order(event, g.action, Target(g.repository, g.run_id), g.approver)
+        target = Target(g.repository, g.run_id, event.failure_id, approved_by=g.approver)
+        return Order(event, g.action, target, g.approver)
     return None

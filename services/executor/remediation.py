@@ -20,11 +20,12 @@ from medic.events import (
     RemediationStarted,
     RemediationStartedPayload,
 )
+from medic.github.changes import RepositoryChanges
 from medic.github.client import GitHubClient
 from medic.services.executor.actions import ActionRefused, perform
 from medic.services.executor.orders import Order
 from medic.services.executor.store import IntentState, IntentStore, RemediationIntent
-from medic.services.executor.verification import wait_for_new_attempt
+from medic.services.executor.verification import wait_for_checks, wait_for_new_attempt
 from medic.telemetry import logger
 
 log = logger(__name__)
@@ -89,15 +90,19 @@ class Remediation:
                 ),
             )
         )
+        checks_ref = None
         if run.run_attempt > intent.baseline_attempt:
             detail = "the action had gone through before a restart"
-        else:
+        else:  # a fix pull request is found again, not reopened, when this repeats after a crash
             try:
-                detail = await perform(order.action, order.target, self.github)
+                performed = await perform(order.action, order.target, self.github)
             except ActionRefused as exc:
                 await self._finish(order, intent, RemediationOutcome.FAILED, str(exc), None)
                 return intent.model_copy(update={"state": IntentState.FINISHED})
-        sent = intent.model_copy(update={"state": IntentState.SENT, "detail": detail})
+            detail, checks_ref = performed.detail, performed.checks_ref
+        sent = intent.model_copy(
+            update={"state": IntentState.SENT, "detail": detail, "checks_ref": checks_ref}
+        )
         await self.intents.put(order.failure_id, sent)
         return sent
 
@@ -105,14 +110,23 @@ class Remediation:
         self, order: Order, intent: RemediationIntent, heartbeat: Callable[[], Awaitable[None]]
     ) -> None:
         """GitHub being unavailable propagates: the order is redelivered and verification resumes."""
-        verdict = await wait_for_new_attempt(
-            self.github,
-            intent.repository,
-            intent.run_id,
-            after_attempt=intent.baseline_attempt,
-            within_seconds=self.verify_timeout_seconds,
-            heartbeat=heartbeat,
-        )
+        if intent.checks_ref is not None:  # a fix: its pull request's checks decide
+            verdict = await wait_for_checks(
+                RepositoryChanges(self.github),
+                intent.repository,
+                intent.checks_ref,
+                within_seconds=self.verify_timeout_seconds,
+                heartbeat=heartbeat,
+            )
+        else:
+            verdict = await wait_for_new_attempt(
+                self.github,
+                intent.repository,
+                intent.run_id,
+                after_attempt=intent.baseline_attempt,
+                within_seconds=self.verify_timeout_seconds,
+                heartbeat=heartbeat,
+            )
         outcome = RemediationOutcome.SUCCEEDED if verdict.green else RemediationOutcome.FAILED
         await self._finish(order, intent, outcome, f"{intent.detail}; {verdict.detail}", verdict.attempt)
 

@@ -34,6 +34,8 @@ class RemediationIntent(BaseModel):
     state: IntentState = IntentState.INTENDED
     detail: str = ""
     approved_by: str | None = None
+    checks_ref: str | None = None
+    """For a fix pull request: the head commit whose checks verify it."""
 
 
 IntentStore = RecordStore[RemediationIntent]

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from medic.github.changes import RepositoryChanges
 from medic.github.client import GitHubClient
 
 
@@ -37,3 +38,29 @@ async def wait_for_new_attempt(
         await asyncio.sleep(pause)
         pause = min(pause * 2, 10.0)
     return Verdict(False, None, f"no finished attempt after {after_attempt} within {within_seconds:.0f}s")
+
+
+async def wait_for_checks(
+    changes: RepositoryChanges,
+    repository: str,
+    ref: str,
+    *,
+    within_seconds: float,
+    heartbeat: Callable[[], Awaitable[None]],
+) -> Verdict:
+    """A fix counts when every check of its pull request's head concluded green."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_seconds
+    pause = 0.25
+    while loop.time() < deadline:
+        checks = await changes.checks(repository, ref)
+        if checks.done:
+            if checks.failed:
+                return Verdict(False, None, f"checks failed on {ref[:12]}: {', '.join(checks.failed)}")
+            return Verdict(True, None, f"all {checks.total} checks passed on {ref[:12]}")
+        await heartbeat()
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 10.0)
+    return Verdict(
+        False, None, f"unverified: the checks of {ref[:12]} did not conclude within {within_seconds:.0f}s"
+    )

@@ -177,6 +177,7 @@ def corpus_figures() -> list[dict[str, Any]]:
     failing = [case for case in real if case.category != "none"]
     rows: list[dict[str, Any]] = []
     rows += _quality_rows("real", failing)
+    rows += _quality_rows("real_with_passing_jobs", real)
     rows += _quality_rows("real_dev_half", scoring.split_half(failing, "dev"))
     rows += _quality_rows("real_check_half", scoring.split_half(failing, "check"))
     rows += _quality_rows("real_pairs", scoring.load_pairs(), use_baseline=True)

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from prometheus_client import REGISTRY
 
+from medic.github.changes import RepositoryChanges
 from medic.github.client import GitHubClient
 from medic.sandbox.github import SandboxGitHub, create_sandbox_github
 from medic.sandbox.github_server import serve_on_free_port
@@ -87,6 +88,7 @@ async def test_every_route_the_client_calls_exists_in_the_openapi_subset(
         await sandbox.drain()
         await client.rerun_workflow(REPO, run.id)
         await client.delete_caches(REPO, "Linux-node-1")
+        await _open_a_fix(sandbox, client)
     await sandbox.drain()
 
     called = {
@@ -103,11 +105,87 @@ async def test_every_route_the_client_calls_exists_in_the_openapi_subset(
         assert openapi.operation(path, method) is not None, label
 
 
-NOT_IN_SUBSET = {"GET /orgs/{org}/repos"}
-"""Routes GitHub documents but the copied provider contracts do not carry yet (listing an
-organisation's repositories for polling; the App installation routes arrived in the extended
-subset). Other tests in the session may have called them; they are checked by the test below so
-that this list empties itself when the subset grows."""
+async def _open_a_fix(sandbox: SandboxGitHub, client: GitHubClient) -> None:
+    """Every call a fix pull request makes: contents, a commit, tree, commit, ref, pulls, labels, checks."""
+    changes = RepositoryChanges(client)
+    base = sandbox.git.seed(REPO, {"jest.config.js": "testTimeout: 30000\n"})
+    assert await changes.file_text(REPO, "jest.config.js", ref=base) == "testTimeout: 30000\n"
+    assert await changes.file_text(REPO, "absent.js", ref=base) is None
+    made = await changes.commit_files(
+        REPO, parent=base, files={"jest.config.js": "testTimeout: 60000\n"}, message="m"
+    )
+    assert await changes.branch_sha(REPO, "medic/fix-contract") is None
+    await changes.create_branch(REPO, "medic/fix-contract", made)
+    assert await changes.branch_sha(REPO, "medic/fix-contract") == made
+    assert await changes.find_pull(REPO, "medic/fix-contract") is None
+    pull = await changes.open_pull(REPO, branch="medic/fix-contract", base="main", title="t", body="b")
+    assert pull.head_sha == made and (await changes.find_pull(REPO, "medic/fix-contract")) == pull
+    await changes.add_labels(REPO, pull.number, ["ci-medic"])
+    await sandbox.drain()
+    assert (await changes.checks(REPO, made)).done
+
+
+NOT_IN_SUBSET = {
+    "GET /repos/{owner}/{repo}/git/commits/{commit_sha}",
+    "GET /orgs/{org}/repos",
+}
+"""Routes GitHub documents but the copied provider contracts do not carry yet (a commit's tree for
+a fix pull request, polling organisations). Other tests in the session may have called them; they
+are checked by the test below so that this list empties itself when the subset grows."""
+
+
+async def test_fix_pull_request_bodies_validate_against_the_response_schemas(
+    served: tuple[SandboxGitHub, str, list[bytes]], openapi: Any
+) -> None:
+    sandbox, url, _ = served
+    base = sandbox.git.seed(REPO, {"a.txt": "one\n"}, branch="trunk")
+    r = f"/repos/{REPO}"
+    t = "/repos/{owner}/{repo}"
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": "Bearer t"}) as http:
+        tree_sha = sandbox.git.commits[base].tree
+        tree = await http.post(
+            f"{r}/git/trees",
+            json={
+                "base_tree": tree_sha,
+                "tree": [{"path": "a.txt", "mode": "100644", "type": "blob", "content": "two\n"}],
+            },
+        )
+        commit = await http.post(
+            f"{r}/git/commits", json={"message": "m", "tree": tree.json()["sha"], "parents": [base]}
+        )
+        sha = commit.json()["sha"]
+        branch = "medic/fix-schema"
+        calls = [
+            ("GET", f"{r}/contents/a.txt", t + "/contents/{path}", {"ref": base}, None, tree),
+            ("POST", f"{r}/git/refs", f"{t}/git/refs", {}, {"ref": f"refs/heads/{branch}", "sha": sha}, None),
+            ("GET", f"{r}/git/ref/heads/{branch}", t + "/git/ref/{ref}", {}, None, None),
+            ("POST", f"{r}/pulls", f"{t}/pulls", {}, {"title": "t", "head": branch, "base": "trunk"}, None),
+            ("GET", f"{r}/pulls", f"{t}/pulls", {"head": f"octo-org:{branch}", "state": "all"}, None, None),
+        ]  # fmt: skip
+        answers = [(tree, "POST", f"{t}/git/trees"), (commit, "POST", f"{t}/git/commits")]
+        for method, path, template, params, body, _ in calls:
+            answers.append((await http.request(method, path, params=params, json=body), method, template))
+        number = answers[-1][0].json()[0]["number"]
+        labels = await http.post(f"{r}/issues/{number}/labels", json={"labels": ["ci-medic"]})
+        answers.append((labels, "POST", t + "/issues/{issue_number}/labels"))
+        await sandbox.drain()
+        checks = await http.get(f"{r}/commits/{sha}/check-runs")
+        answers.append((checks, "GET", t + "/commits/{ref}/check-runs"))
+        refused = await http.post(f"{r}/git/refs", json={"ref": "refs/heads/medic/fix-schema", "sha": sha})
+    for response, method, template in answers:
+        operation = openapi.operation(template, method)
+        assert operation is not None and str(response.status_code) in operation["responses"], (
+            template,
+            response.text,
+        )
+        validator = openapi.response_validator(template, method, response.status_code)
+        assert validator is not None, template
+        errors = [
+            f"{list(e.absolute_path)}: {e.message[:200]}" for e in validator.iter_errors(response.json())
+        ]
+        assert errors == [], (template, errors[:5])
+    assert checks.json()["check_runs"][0]["conclusion"] == "success"
+    assert refused.status_code == 422  # a ref is created once, never moved
 
 
 def test_routes_outside_the_subset_are_still_missing_from_it(openapi: Any) -> None:

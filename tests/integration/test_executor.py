@@ -164,7 +164,7 @@ async def test_non_transient_failure_stays_red_and_is_reported_failed(executor: 
 @pytest.mark.parametrize(
     ("kind", "reason"),
     [
-        (ActionKind.OPEN_FIX_PR, "opening a fix pull request is not available yet"),
+        (ActionKind.OPEN_FIX_PR, "fix pull request refused: the fix proposes no edits"),
         (ActionKind.NONE, "no action was proposed"),
         (ActionKind.CLEAR_CACHE, "clear_cache needs a cache key"),
     ],

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from medic.bus import Bus
+from medic.bus import Bucket, Bus
 from medic.config import Settings, load_settings
 from medic.events import (
     ActionKind,
@@ -130,9 +130,9 @@ async def gates(bus: Bus, request: pytest.FixtureRequest) -> AsyncIterator[Calla
     for host, server in started:
         await host.stop()
         await server.stop()
-    for suffix in ("_policy", "_policy_budgets", "_remediations"):
+    for which in (Bucket.POLICY, Bucket.POLICY_BUDGETS, Bucket.REMEDIATIONS):
         with contextlib.suppress(Exception):
-            await bus.js.delete_key_value(f"{bus.topology.stream}{suffix}")
+            await bus.js.delete_key_value(bus.topology.bucket(which))
 
 
 async def test_a_burst_of_200_flaky_failures_in_one_repository_stays_within_budget_across_two_replicas(
@@ -406,3 +406,17 @@ async def test_a_reloaded_configuration_reaches_the_next_decision(
     refused = await g.http.post(f"{g.url}/api/policy/dry-run", json={"on": True, "by": "a"})
     assert refused.status_code == 401  # the reloaded token is asked for at once
     assert (await g.http.get(f"{g.url}/api/policy")).json()["configured"]["kill_switch"] is True
+
+
+async def test_an_unreadable_policy_record_is_replaced_by_compare_and_set_not_trusted(
+    bus: Bus, gates: Callable[..., Any]
+) -> None:
+    g = await gates(load_settings())
+    kv = await bus.js.key_value(bus.topology.bucket(Bucket.POLICY))
+    await kv.put("switches", b'{"kill_switch": "definitely"')
+    await bus.publish(analysis())
+    (decided,) = await decisions(bus, 1)
+    assert decided.payload.outcome is GateOutcome.AUTO_REMEDIATE  # garbage is no switch at all
+    on = await g.http.post(f"{g.url}/api/policy/kill-switch", json={"on": True, "by": "alice"})
+    assert on.status_code == 200
+    assert (await g.http.get(f"{g.url}/api/policy")).json()["kill_switch"] is True

@@ -219,7 +219,7 @@ def score_analyzer(cases: Sequence[Case], *, use_baseline: bool = False) -> Scor
         score.add(
             case,
             (line.line for line in analysis.excerpt),
-            analysis.category.value,
+            "none" if analysis.job_passed else analysis.category.value,
             analysis.proposed_action.kind.value,
             {line.line: line.text for line in analysis.excerpt},
         )

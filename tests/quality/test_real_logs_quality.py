@@ -98,9 +98,13 @@ def test_an_empty_corpus_is_a_failure_not_a_skip(tmp_path: scoring.Path) -> None
         load_cases(tmp_path)
 
 
-def test_passing_jobs_never_get_an_automatic_category() -> None:
-    passing = [case for case in load_cases(REAL) if case.category == "none"]
+def test_passing_jobs_are_told_apart_from_failing_ones() -> None:
+    """medic analyze reports a passing job's log as ``none``; no failing log is taken for one."""
+    cases = load_cases(REAL)
+    passing = [case for case in cases if case.category == "none"]
     assert len(passing) >= 10
+    assert [case.name for case in passing if not analyze(case).job_passed] == []
+    assert [case.name for case in cases if case.category != "none" and analyze(case).job_passed] == []
     said = {case.name: analyze(case).category.value for case in passing}
     assert not {n: c for n, c in said.items() if c in scoring.AUTOMATIC_CATEGORIES}
 

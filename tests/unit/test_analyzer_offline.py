@@ -164,3 +164,12 @@ def test_missing_baseline_exits_2(tmp_path: Path) -> None:
     out, buffer = console()
     assert analyze_file(write_log(tmp_path), as_json=True, console=out, baseline=tmp_path / "none.log") == 2
     assert "none.log" in buffer.getvalue()
+
+
+def test_a_passing_jobs_log_is_reported_as_none(tmp_path: Path) -> None:
+    log = tmp_path / "pass.log"
+    log.write_text(
+        "##[group]Run make test\nall good\n##[endgroup]\nCleaning up orphan processes\n", encoding="utf-8"
+    )
+    document = run_json(log)
+    assert document["category"] == "none" and document["job_passed"] is True

@@ -124,3 +124,24 @@ def test_wrapper_prefixes_and_carriage_returns_are_read_through() -> None:
         == "$ ant deps"
     )
     assert clean_line("| a | b |")[0] == "| a | b |", "a table is not a wrapper prefix"
+
+
+@pytest.mark.parametrize(
+    ("log", "passed"),
+    [
+        ("##[group]Run make\nok\n##[endgroup]\nPost job cleanup.\nCleaning up orphan processes", True),
+        (
+            "##[group]Run make\n##[error]Process completed with exit code 2.\nCleaning up orphan processes",
+            False,
+        ),
+        ("##[group]Run make\nok", False),
+        ('$ make\nok\nThe command "make" exited with 0.\n\nDone. Your build exited with 0.', True),
+        ('$ make\nThe command "make" exited with 2.\n\nDone. Your build exited with 1.', False),
+        ("[Pipeline] { (Build)\n+ make\n[Pipeline] // stage\nFinished: SUCCESS", True),
+        ("Cleaning up orphan processes", False),
+    ],
+)
+def test_a_passing_job_is_recognised_from_its_ci_systems_own_words(
+    log: str, passed: bool, kb: KnowledgeBase
+) -> None:
+    assert analyze_log(log, knowledge_base=kb).job_passed is passed

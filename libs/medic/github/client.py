@@ -163,6 +163,15 @@ class GitHubClient:
     ) -> None:
         await self.aclose()
 
+    @property
+    def rest(self) -> Any:
+        """githubkit's REST namespaces, for the request builders in sibling modules (``changes``)."""
+        return self._kit.rest
+
+    async def call(self, route: str, send: Callable[[], Awaitable[T]]) -> T:
+        """One request through the retry, rate-limit and error mapping every call here uses."""
+        return await self._call(route, send)
+
     # --- runs and jobs ---------------------------------------------------------------------
 
     async def get_run(self, repository: str, run_id: int) -> WorkflowRun:

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Coroutine
 from dataclasses import asdict
 from typing import Any
 
@@ -21,6 +22,7 @@ from fastapi import FastAPI
 
 from medic.sandbox import github_payloads as payloads
 from medic.sandbox.github_app import build_app
+from medic.sandbox.github_git import GitStore, register_git_beyond_contract, register_git_routes
 from medic.sandbox.github_limits import FaultModes, RateBudget
 from medic.sandbox.github_orgs import SandboxApps
 from medic.sandbox.github_payloads import Links
@@ -47,6 +49,8 @@ class SandboxGitHub:
         anonymous_budget: int = 600,
     ) -> None:
         self.store = GitHubStore()
+        self.git = GitStore()
+        """Repository contents, refs, pull requests and checks (``github_git``)."""
         self.webhooks = WebhookSender(url=webhook_url, secret=webhook_secret)
         self.budget = RateBudget(token_limit=token_budget, anonymous_limit=anonymous_budget)
         self.modes = FaultModes()
@@ -55,7 +59,11 @@ class SandboxGitHub:
         self._log_url_key = secrets.token_bytes(32)
         self._simulated = 0
         self._background: set[asyncio.Task[None]] = set()
-        self.app: FastAPI = build_app(self)
+        self.app: FastAPI = build_app(
+            self,
+            more_routes=(lambda app: register_git_routes(app, self),),
+            beyond=(lambda app: register_git_beyond_contract(app, self),),
+        )
 
     # --- seeding -------------------------------------------------------------------------
 
@@ -144,10 +152,14 @@ class SandboxGitHub:
 
     def start_rerun(self, run: Run, *, failed_only: bool, links: Links) -> Attempt:
         attempt = self.store.start_rerun(run, failed_only=failed_only)
-        task = asyncio.create_task(self._play_rerun(run, attempt, links))
+        self.spawn(self._play_rerun(run, attempt, links))
+        return attempt
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Background play (a re-run, checks concluding) that :meth:`drain` waits for."""
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        return attempt
 
     async def _play_rerun(self, run: Run, attempt: Attempt, links: Links) -> None:
         """queued -> in_progress -> completed, each announced; shuffle mode sends all three at the end."""

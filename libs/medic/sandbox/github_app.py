@@ -69,7 +69,13 @@ def _link_header(request: Request, total: int, per_page: int, page: int) -> dict
     return {"Link": ", ".join(parts)}
 
 
-def build_app(sandbox: SandboxGitHub) -> FastAPI:
+Routes = Callable[[FastAPI], None]
+
+
+def build_app(
+    sandbox: SandboxGitHub, *, more_routes: tuple[Routes, ...] = (), beyond: tuple[Routes, ...] = ()
+) -> FastAPI:
+    """``more_routes`` are in the contract's subset; ``beyond`` GitHub documents but the subset lacks."""
     app = FastAPI(title="sandbox GitHub", docs_url=None, redoc_url=None, openapi_url=None)
     store = sandbox.store
 
@@ -273,8 +279,13 @@ def build_app(sandbox: SandboxGitHub) -> FastAPI:
         resources = {"core": core, "search": other, "graphql": core | {"used": 0, "remaining": window.limit}}
         return JSONResponse({"resources": resources, "rate": core})
 
+    for register in more_routes:
+        register(app)  # before the catch-all mount below
     _control_routes(app, sandbox)
-    app.mount("", beyond_contract_app(sandbox))  # last: it answers every path not matched above
+    extras = beyond_contract_app(sandbox)
+    for register in beyond:
+        register(extras)
+    app.mount("", extras)  # last: it answers every path not matched above
     return app
 
 
