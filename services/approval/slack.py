@@ -10,6 +10,7 @@ person only (ephemeral) and audited as ApprovalAttemptRefused.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -87,14 +88,23 @@ def reject_modal(approval_id: str, channel: str | None, thread: str | None) -> d
 
 class SlackApprovals:
     def __init__(self, *, settings: Settings, desk: Callable[[], ApprovalDesk], slack: SlackClient) -> None:
-        if settings.slack_bot_token is None or settings.slack_signing_secret is None:
-            raise ValueError("Slack approvals need slack_bot_token and slack_signing_secret")
+        if settings.slack_bot_token is None:
+            raise ValueError("Slack approvals need slack_bot_token")
+        if settings.slack_signing_secret is None and settings.slack_app_token is None:
+            raise ValueError(
+                "Slack approvals need slack_signing_secret (HTTP mode) or slack_app_token (Socket Mode)"
+            )
         self.desk = desk
         self.slack = slack
+        self.settings = settings
+        self._socket: Any = None
         token = settings.slack_bot_token.get_secret_value()
+        secret = settings.slack_signing_secret
         self.app = AsyncApp(
             token=token,
-            signing_secret=settings.slack_signing_secret.get_secret_value(),
+            # Socket Mode requests are not signed (Bolt skips the check); "" keeps Bolt from
+            # reading SLACK_SIGNING_SECRET out of the environment behind our settings' back
+            signing_secret=secret.get_secret_value() if secret is not None else "",
             client=AsyncWebClient(token=token, base_url=settings.slack_api_url.rstrip("/") + "/"),
             process_before_response=True,
         )
@@ -102,6 +112,24 @@ class SlackApprovals:
         self.app.action(REJECT_ACTION)(self._reject_clicked)
         self.app.view(REJECT_MODAL)(self._reject_submitted)
         self.handler = AsyncSlackRequestHandler(self.app)
+
+    @property
+    def http_mode(self) -> bool:
+        return self.settings.slack_signing_secret is not None
+
+    async def connect(self) -> None:
+        """Socket Mode (``slack_app_token``): open the connection to Slack; no request URL needed."""
+        if self.settings.slack_app_token is None:
+            return
+        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+        self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token.get_secret_value())
+        await self._socket.connect_async()
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None
 
     def router(self) -> APIRouter:
         router = APIRouter(tags=["slack"])
@@ -115,9 +143,9 @@ class SlackApprovals:
     async def _tell(self, channel: str | None, user: str, thread: str | None, text: str) -> None:
         if channel is None:
             return
-        try:
-            await self.slack.post_ephemeral(channel, user, text=text, thread_ts=thread)
-        except SlackError as exc:  # the decision stands; only the courtesy note is lost
+        try:  # bounded: Slack's answer waits for this, and Slack wants it within 3 seconds
+            await asyncio.wait_for(self.slack.post_ephemeral(channel, user, text=text, thread_ts=thread), 1.5)
+        except (SlackError, TimeoutError) as exc:  # the decision stands; only the courtesy note is lost
             log.warning("slack_ephemeral_failed", error=str(exc))
 
     async def _decide(

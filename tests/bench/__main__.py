@@ -1,7 +1,8 @@
 """``make bench``: one JSON object per figure on stdout, baselines measured in the same run.
 
 Sizes can be changed with BENCH_FAILURES (pipeline), BENCH_RAW_MESSAGES (JetStream
-baseline) and BENCH_REPLAY_EVENTS (projector replay; the issue asks for 1,000,000, which
+baseline), BENCH_SLACK_FAILURES / BENCH_SLACK_CLICKS (Slack notices and clicks) and
+BENCH_REPLAY_EVENTS (projector replay; the issue asks for 1,000,000, which
 takes several minutes on two cores).
 """
 
@@ -76,6 +77,16 @@ async def main(nats_url: str, database_url: str) -> None:
     from tests.bench import analyzer_bench
 
     emit(analyzer_bench.run())
+
+    from tests.bench import slack_bench
+
+    emit(
+        await slack_bench.run(
+            nats_url,
+            failures=int(os.environ.get("BENCH_SLACK_FAILURES", "24")),
+            clicks=int(os.environ.get("BENCH_SLACK_CLICKS", "100")),
+        )
+    )
 
     from tests.bench import projector_bench
 
