@@ -13,11 +13,10 @@ from __future__ import annotations
 import bisect
 import importlib
 import itertools
-import operator
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import re2
 
@@ -119,7 +118,7 @@ class _HyperscanDatabase:
             compiled = self._verify[pattern_id] = re2.compile(self.accepted[pattern_id].text, re2_options())
         return compiled
 
-    def scan(self, block: bytes, starts: Sequence[int], hits: set[tuple[int, int]]) -> None:
+    def scan(self, block: bytes, lines: _LineLocator, hits: set[tuple[int, int]]) -> None:
         """Add (line index, rule index) for every match inside a single line of ``block``."""
         if self._db is None:
             return
@@ -127,16 +126,57 @@ class _HyperscanDatabase:
         checked: set[tuple[int, int]] = set()
 
         def on_match(pattern_id: int, start: int, end: int, flags: int, context: object) -> None:
-            line = bisect.bisect_right(starts, end - 1) - 1
+            line, line_start, line_end = lines.locate(end - 1)
             hit = (line, accepted[pattern_id].rule_index)
             if hit in hits or (line, pattern_id) in checked:
                 return
             checked.add((line, pattern_id))
-            line_end = starts[line + 1] - 1 if line + 1 < len(starts) else len(block)
-            if self._verifier(pattern_id).search(block[starts[line] : line_end]) is not None:
+            if self._verifier(pattern_id).search(block[line_start:line_end]) is not None:
                 hits.add(hit)
 
         self._db.scan(block, match_event_handler=on_match, scratch=self._scratch())
+
+
+class _LineLocator(Protocol):
+    def locate(self, position: int) -> tuple[int, int, int]:
+        """The line holding byte ``position`` (its ending newline included): index, start, end."""
+
+
+class _NewlineLines:
+    """Lines found from the block's newlines as matches arrive, when each line is one line.
+
+    Hyperscan reports matches in the order they end, so counting newlines from the previous
+    match on (``bytes.count``, in C) finds every line in one pass over the block, and a line's
+    bounds are looked up once however many matches end in it. A table of every line's start,
+    built in Python, cost more than the scan itself.
+    """
+
+    def __init__(self, block: bytes) -> None:
+        self._block = block
+        self._line, self._start, self._end = -1, 0, -1
+
+    def locate(self, position: int) -> tuple[int, int, int]:
+        block = self._block
+        if not self._start <= position <= self._end:
+            if position < self._start:  # out of order: count again from the top
+                self._line, self._end = -1, -1
+            self._line += 1 + block.count(b"\n", self._end + 1, position)
+            self._start = block.rfind(b"\n", 0, position) + 1
+            found = block.find(b"\n", position)
+            self._end = found if found >= 0 else len(block)
+        return self._line, self._start, self._end
+
+
+class _StartsLines:
+    """Lines by their start offsets: for a batch where a line holds a newline itself."""
+
+    def __init__(self, block: bytes, starts: Sequence[int]) -> None:
+        self._size, self._starts = len(block), starts
+
+    def locate(self, position: int) -> tuple[int, int, int]:
+        starts = self._starts
+        line = bisect.bisect_right(starts, position) - 1
+        return line, starts[line], starts[line + 1] - 1 if line + 1 < len(starts) else self._size
 
 
 def _flags() -> int:
@@ -227,28 +267,20 @@ def _load_database(
     return _HyperscanDatabase(accepted, [patterns[i] for i in layer.refused], database, source="cache")
 
 
-_ENCODE = operator.methodcaller("encode", "utf-8", "replace")
-
-
-def _block_of(lines: Sequence[str]) -> tuple[bytes, list[int]]:
-    """The lines as one UTF-8 block joined by newlines, and the byte offset where each starts.
-
-    Encoding the joined text once, and summing lengths with C-level ``map``/``accumulate``,
-    costs a fraction of a Python step per line (which was most of the matcher's time). When
-    the block is as long as the text, every character is one byte, so the text's lengths are
-    the bytes' lengths. A line that holds a newline itself (callers split on them, but a caller
-    may not) is encoded alone so that its start stays right.
+def _block_of(lines: Sequence[str]) -> tuple[bytes, _LineLocator]:
+    """The lines as one UTF-8 block joined by newlines (encoded once, not line by line), and how
+    to find the line of a byte in it. A line that holds a newline itself (callers split on them,
+    but a caller may not) is located by a table of starts, so that it stays one line.
     """
     text = "\n".join(lines)
-    block = _encode(text)
-    if len(block) == len(text) and text.count("\n") == len(lines) - 1:
-        lengths = map(len, lines)
-    else:
-        encoded = list(map(_ENCODE, lines))
-        block = b"\n".join(encoded)
-        lengths = map(len, encoded)
-    starts = list(map(operator.add, itertools.accumulate(lengths, initial=0), range(len(lines))))
-    return block, starts
+    if text.count("\n") == len(lines) - 1:
+        block = _encode(text)
+        return block, _NewlineLines(block)
+    encoded = [_encode(line) for line in lines]
+    block = b"\n".join(encoded)
+    return block, _StartsLines(
+        block, list(itertools.accumulate((len(e) + 1 for e in encoded[:-1]), initial=0))
+    )
 
 
 class Matcher:
@@ -284,9 +316,9 @@ class Matcher:
             return []
         hits: set[tuple[int, int]] = set()
         if self._databases:
-            block, starts = _block_of(lines)
+            block, located = _block_of(lines)
             for database in self._databases:
-                database.scan(block, starts, hits)
+                database.scan(block, located, hits)
         if self._fallback._patterns:
             for index, line in enumerate(lines):
                 hits.update((index, rule) for rule in self._fallback.rules_in(_encode(line)))
