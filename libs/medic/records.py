@@ -86,13 +86,12 @@ class RecordStore(Generic[M]):
             return None
         return int(entry.revision or 0) if entry.value else None
 
-    async def create(self, key: str, record: M) -> bool:
-        """Write only if absent; False when the key already holds a record."""
+    async def create(self, key: str, record: M) -> int | None:
+        """Write only if absent: the new revision, or None when the key already holds a record."""
         try:
-            await self.kv.create(key, record.model_dump_json().encode())
+            return int(await self.kv.create(key, record.model_dump_json().encode()))
         except KeyWrongLastSequenceError:
-            return False
-        return True
+            return None
 
     async def replace(self, key: str, record: M, revision: int) -> int:
         """Compare-and-set: write only if the record is still at ``revision``."""
