@@ -24,7 +24,18 @@ from medic.access import SESSION_COOKIE, AccessPolicy, Scope
 from medic.http_guard import ASGIApp, Receive, Send
 from medic.http_guard import Scope as AsgiScope
 
-OPEN_PREFIXES = ("/healthz", "/readyz", "/metrics", "/webhooks/", "/sandbox/", "/auth/", "/static/")
+OPEN_PREFIXES = (
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/webhooks/",
+    "/slack/",
+    "/sandbox/",
+    "/auth/",
+    "/static/",
+)
+"""Reachable without a token: probes, metrics, and what is verified by its own signature
+(GitHub webhooks, Slack requests), the sandboxes, the sign-in and the static assets."""
 OPEN_EXACT = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/slack/events"})
 """``/slack/events`` carries Slack's signature instead (checked by Bolt); its identity is the Slack user."""
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -8,12 +8,22 @@ passed down; nothing reads the environment at import time. A bad value stops sta
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -221,6 +231,10 @@ class Settings(BaseSettings):
     """Who may approve (Slack user ids ``U…``/``W…`` or user groups ``S…``); per repository in
     ``repository_configs.<repo>.approvers``. Empty everywhere: anyone may (the web API's token
     is then the only gate)."""
+    notify_webhook_urls: Annotated[tuple[str, ...], NoDecode] = ()
+    """Also send every stage as signed JSON here (Teams, PagerDuty-style receivers); env: comma-separated."""
+    notify_webhook_secret: SecretStr | None = None
+    """HMAC-SHA256 key of ``X-Medic-Signature-256``; required with ``notify_webhook_urls``."""
     public_url: str | None = None
     """Where people reach the dashboard (links in Slack); default ``http://<http_host>:<http_port>``."""
 
@@ -248,6 +262,7 @@ class Settings(BaseSettings):
         "poll_organisations",
         "approvers",
         "trusted_proxies",
+        "notify_webhook_urls",
         mode="before",
     )
     @classmethod
@@ -257,6 +272,22 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("notify_webhook_urls")
+    @classmethod
+    def _webhook_urls_are_http(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not re.fullmatch(r"https?://[^\s]+", url):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_secret(self) -> Settings:
+        if self.notify_webhook_urls and self.notify_webhook_secret is None:
+            raise ValueError(
+                "notify_webhook_urls needs notify_webhook_secret (receivers verify the signature)"
+            )
+        return self
 
     @field_validator("protected_branches", "fix_allowed_paths", "fix_denied_paths", mode="before")
     @classmethod

@@ -53,6 +53,13 @@ class ApprovalService(Service):
         self.settings = settings
         self.bus = bus
         self.slack = slack
+        self.slack_approvals: SlackApprovals | None = None
+        if (
+            slack is not None
+            and settings.slack_bot_token is not None
+            and (settings.slack_signing_secret is not None or settings.slack_app_token is not None)
+        ):
+            self.slack_approvals = SlackApprovals(settings=settings, desk=lambda: self.desk, slack=slack)
         self.sweep_seconds = sweep_seconds
         self._desk: ApprovalDesk | None = None
         self._sweeper: Sweeper | None = None
@@ -75,8 +82,12 @@ class ApprovalService(Service):
         await self._desk.reconcile()
         self._sweeper = Sweeper(self._desk.reconcile, every_seconds=self.sweep_seconds)
         self._sweeper.start()
+        if self.slack_approvals is not None:
+            await self.slack_approvals.connect()
 
     async def stop(self) -> None:
+        if self.slack_approvals is not None:
+            await self.slack_approvals.close()
         if self._sweeper is not None:
             await self._sweeper.stop()
             self._sweeper = None
@@ -91,7 +102,6 @@ class ApprovalService(Service):
     def router(self) -> APIRouter:
         router = APIRouter()
         router.include_router(approval_router(desk=lambda: self.desk, settings=self.settings))
-        if self.slack is not None and self.settings.slack_signing_secret is not None:
-            slack = SlackApprovals(settings=self.settings, desk=lambda: self.desk, slack=self.slack)
-            router.include_router(slack.router())
+        if self.slack_approvals is not None and self.slack_approvals.http_mode:
+            router.include_router(self.slack_approvals.router())
         return router
