@@ -53,7 +53,7 @@ def failure_of(sandbox: SandboxGitHub, scenario: str = "network_error") -> Failu
         workflow_path=run.workflow_path,
         branch="main",
         detected_at=datetime.now(UTC),
-        failed_jobs=(FailedJob(job_id=job.id, name=job.name, log_excerpt="npm ERR! code ECONNRESET\n"),),
+        failed_jobs=(FailedJob(job_id=job.id, name=job.name, log_tail="npm ERR! code ECONNRESET\n"),),
     )
 
 
