@@ -81,7 +81,7 @@ async def test_a_nul_byte_in_a_job_log_keeps_the_detection_in_the_audit_trail(
         response = await post_webhook(url, "workflow_run", run_completed_payload(world, run))
         assert response.status_code == 202
         [event] = await wait_for_detected(bus, 1)
-    assert "\x00" not in event.payload.failed_jobs[0].log_excerpt
+    assert "\x00" not in event.payload.failed_jobs[0].log_tail
     rows = await audit_rows(projector, event.failure_id, expect=1)
     assert [r["action"] for r in rows] == ["FailureDetected"]
     excerpt = rows[0]["details"]["payload"]["failed_jobs"][0]["log_excerpt"]
