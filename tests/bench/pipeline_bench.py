@@ -102,7 +102,10 @@ async def pipeline_figures(nats_url: str, database_url: str, *, failures: int) -
         catch_up = time.perf_counter() - settled
         sampler.cancel()
         await bus.close()
+        await sandbox.drain()
+        requests = sum(window.used for window in sandbox.budget.windows.values())
     latencies = [ends[f] - starts[f] for f in starts]
+    per_failure = requests / failures
     return [
         {
             "figure": "pipeline_failures_per_second",
@@ -127,6 +130,18 @@ async def pipeline_figures(nats_url: str, database_url: str, *, failures: int) -
             "value": max(lag_samples, default=0),
             "unit": "events",
             "note": "most events not yet applied by the projector, sampled every 100 ms during the run",
+        },
+        {
+            "figure": "github_requests_per_failure",
+            "value": round(per_failure, 2),
+            "unit": "requests",
+            "note": "GitHub requests the sandbox counted (monitor, executor) per failure",
+        },
+        {
+            "figure": "failures_per_hour_per_token",
+            "value": int(5000 / per_failure) if per_failure else None,
+            "unit": "failures/h",
+            "note": "how many failures one token's 5,000 requests per hour cover at that rate",
         },
         {
             "figure": "projection_catch_up",
