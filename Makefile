@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck proto clean install browser kube-tools
+.PHONY: run test chaos bench lint typecheck proto clean install browser kube-tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,11 @@ kube-tools: $(BIN)/helm
 
 test: $(STAMP) browser $(BIN)/helm
 	$(BIN)/pytest -q -rs -p no:cacheprovider --basetemp=$$(mktemp -d /tmp/medic-test.XXXXXX)
+
+# The fault suite: every service its own process, killed and restarted under a burst of
+# simulated failures, nats-server restarted, PostgreSQL stopped (MEDIC_CHAOS_FAILURES, default 300).
+chaos: $(STAMP)
+	MEDIC_CHAOS=1 $(BIN)/pytest -q -s -p no:cacheprovider --timeout=2400 --basetemp=$$(mktemp -d /tmp/medic-chaos.XXXXXX) tests/chaos
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench

@@ -182,3 +182,14 @@ def proto(
     if check and stale:
         console.print(f"[red]proto/ is stale:[/red] {', '.join(stale)}; run `make proto`")
         raise typer.Exit(1)
+
+
+def _mount_approval_commands() -> None:
+    """``medic approve`` / ``medic reject``: light modules (httpx, typer), loaded at once."""
+    from medic.services.approval.commands import approve, reject
+
+    app.command()(approve)
+    app.command()(reject)
+
+
+_mount_approval_commands()

@@ -178,13 +178,19 @@ def _executor(settings: Settings, parts: Parts) -> Service:
 def _approval(settings: Settings, parts: Parts) -> Service:
     from medic.services.approval.service import ApprovalService
 
-    return ApprovalService(settings=settings, bus=parts.bus)
+    return ApprovalService(settings=settings, bus=parts.bus, slack=parts.slack)
 
 
 def _notifier(settings: Settings, parts: Parts) -> Service:
     from medic.services.notifier.service import NotifierService
+    from medic.services.notifier.webhook import WebhookSink
 
-    return NotifierService(settings=settings, bus=parts.bus, slack=parts.slack)
+    webhook = None
+    if settings.notify_webhook_urls and settings.notify_webhook_secret is not None:
+        webhook = WebhookSink(
+            urls=settings.notify_webhook_urls, secret=settings.notify_webhook_secret.get_secret_value()
+        )
+    return NotifierService(settings=settings, bus=parts.bus, slack=parts.slack, webhook=webhook)
 
 
 def _projector(settings: Settings, parts: Parts) -> Service:

@@ -21,6 +21,7 @@ from medic.embedded import free_port
 from medic.runtime import HttpServer, ServiceHost
 from medic.sandbox.github import SandboxGitHub, create_sandbox_github
 from medic.sandbox.openai import create_sandbox_model
+from medic.sandbox.slack import SandboxSlack, create_sandbox_slack
 from medic.services import composition
 
 SETTLED = {"awaiting_approval", "remediated", "remediation_failed", "rejected", "expired", "no_action"}
@@ -32,9 +33,13 @@ class Pipeline:
     settings: Settings
     host: ServiceHost
     url: str
-    sandbox: SandboxGitHub
+    sandbox: SandboxGitHub | None
+    """None when the sandbox GitHub runs in another process (``github_api_url``)."""
     sandbox_url: str
     http: httpx.AsyncClient
+    slack: SandboxSlack | None = None
+    slack_url: str = ""
+    """Where the sandbox Slack serves (``/_sandbox/history`` etc.), when started with ``slack=True``."""
 
     async def summary(self) -> dict[str, Any]:
         response = await self.http.get(f"{self.url}/api/metrics/summary")
@@ -64,18 +69,47 @@ class Pipeline:
 
 @contextlib.asynccontextmanager
 async def running_pipeline(
-    *, nats_url: str, database_url: str, topology: Topology, db_schema: str, **overrides: Any
+    *,
+    nats_url: str,
+    database_url: str,
+    topology: Topology,
+    db_schema: str,
+    slack: bool = False,
+    port: int | None = None,
+    github_api_url: str | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Pipeline]:
-    port = free_port()
+    """Every service on one port; with ``slack`` also the sandbox Slack, which clicks back to
+    ``/slack/events`` with signed requests exactly as ``medic run`` wires it.
+
+    With ``github_api_url`` the sandbox GitHub is one already serving elsewhere (the bench runs
+    it in its own process, so that its CPU is not the services'), posting to ``port``."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    sandbox = create_sandbox_github(
-        webhook_url=f"{url}/webhooks/github", webhook_secret=WEBHOOK_SECRET, rerun_delay_seconds=0.2
+    sandbox = (
+        None
+        if github_api_url is not None
+        else create_sandbox_github(
+            webhook_url=f"{url}/webhooks/github", webhook_secret=WEBHOOK_SECRET, rerun_delay_seconds=0.2
+        )
     )
     model = create_sandbox_model()
-    sandbox_server = HttpServer(sandbox.app)
+    sandbox_server = HttpServer(sandbox.app) if sandbox is not None else None
     model_server = HttpServer(model.app)
-    await sandbox_server.start()
+    if sandbox_server is not None:
+        await sandbox_server.start()
     await model_server.start()
+    github_url = sandbox_server.url if sandbox_server is not None else str(github_api_url)
+    slack_sandbox = create_sandbox_slack(events_url=f"{url}/slack/events") if slack else None
+    slack_server = HttpServer(slack_sandbox.app) if slack_sandbox is not None else None
+    if slack_sandbox is not None and slack_server is not None:
+        await slack_server.start()
+        overrides.update(
+            slack_bot_token=SecretStr(slack_sandbox.token),
+            slack_signing_secret=SecretStr(slack_sandbox.signing_secret),
+            slack_api_url=f"{slack_server.url}/api/",
+            slack_messages_per_second=overrides.get("slack_messages_per_second", 20.0),
+        )
     settings = load_settings(
         nats_url=nats_url,
         database_url=database_url,
@@ -83,7 +117,7 @@ async def running_pipeline(
         subject_prefix=topology.prefix,
         db_schema=db_schema,
         http_port=port,
-        github_api_url=sandbox_server.url,
+        github_api_url=github_url,
         github_token=SecretStr("sandbox-token"),
         github_webhook_secret=SecretStr(WEBHOOK_SECRET),
         model_base_url=f"{model_server.url}/v1",
@@ -97,11 +131,25 @@ async def running_pipeline(
             await server.start()
             await host.start()
             try:
-                async with httpx.AsyncClient(timeout=10) as http:
-                    yield Pipeline(settings, host, url, sandbox, sandbox_server.url, http)
+                token = settings.api_token
+                auth = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+                async with httpx.AsyncClient(timeout=10, headers=auth) as http:
+                    yield Pipeline(
+                        settings,
+                        host,
+                        url,
+                        sandbox,
+                        github_url,
+                        http,
+                        slack=slack_sandbox,
+                        slack_url=slack_server.url if slack_server is not None else "",
+                    )
             finally:
                 await host.stop()
                 await server.stop()
     finally:
-        await sandbox_server.stop()
+        if sandbox_server is not None:
+            await sandbox_server.stop()
         await model_server.stop()
+        if slack_server is not None:
+            await slack_server.stop()

@@ -84,6 +84,8 @@ class Bucket(StrEnum):
     LOGS = "LOGS"
     """Object store: log tails too large to ride inside an event (monitor writes, analyzer reads)."""
     ANALYSIS_CACHE = "analysis_cache"
+    SLACK_THREADS = "slack_threads"
+    """The notifier's Slack thread per failure (parent ts, what was told)."""
     GREEN_LOGS = "green_logs"
     """The last green log of a workflow job, compressed, for the analyzer to compare with (1 day)."""
     APPROVALS = "approvals"

@@ -8,12 +8,22 @@ passed down; nothing reads the environment at import time. A bad value stops sta
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -22,6 +32,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from medic.access import AccessPolicy, PersonalToken, Scope
 from medic.events import ActionKind
 
 _T = TypeVar("_T")
@@ -192,10 +203,20 @@ class Settings(BaseSettings):
     analyzer_engine: Literal["auto", "hyperscan", "re2"] = "auto"
     """Multi-pattern engine for the rules; ``auto`` prefers hyperscan and falls back to RE2."""
     api_token: SecretStr | None = None
+    """A shared token with the ``read`` scope only (dashboards, scripts): it names nobody, so it
+    never approves. Setting it (or any identity source below) closes the API to anonymous reads."""
+    api_tokens: dict[str, PersonalToken] = Field(default_factory=dict)
+    """One token per person: ``name -> {sha256 = "<hex sha256 of the token>", scopes = [...]}``
+    (scopes ``read``, ``approve``; both by default). The approver is recorded as ``token:<name>``."""
+    proxy_identity_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
+    """A header an authenticating proxy sets to the signed-in user (``X-Forwarded-Email``),
+    believed only from ``trusted_proxies``; recorded as ``proxy:<value>``."""
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    """Addresses or networks (``10.0.0.0/8``) whose ``proxy_identity_header`` is believed."""
+    proxy_scopes: frozenset[Scope] = frozenset({Scope.READ, Scope.APPROVE})
     dashboard_api_url: str | None = None
     """Where the dashboard reads the query and approval APIs when it runs alone (``medic service
     dashboard``); unset: the host it runs in (``medic run``)."""
-    """When set, approve/reject over HTTP needs ``Authorization: Bearer <token>``."""
 
     # --- Slack ---
     slack_bot_token: SecretStr | None = None
@@ -213,6 +234,10 @@ class Settings(BaseSettings):
     """Who may approve (Slack user ids ``U…``/``W…`` or user groups ``S…``); per repository in
     ``repository_configs.<repo>.approvers``. Empty everywhere: anyone may (the web API's token
     is then the only gate)."""
+    notify_webhook_urls: Annotated[tuple[str, ...], NoDecode] = ()
+    """Also send every stage as signed JSON here (Teams, PagerDuty-style receivers); env: comma-separated."""
+    notify_webhook_secret: SecretStr | None = None
+    """HMAC-SHA256 key of ``X-Medic-Signature-256``; required with ``notify_webhook_urls``."""
     public_url: str | None = None
     """Where people reach the dashboard (links in Slack); default ``http://<http_host>:<http_port>``."""
 
@@ -235,7 +260,13 @@ class Settings(BaseSettings):
     github_app_private_key_file: Path | None = None
 
     @field_validator(
-        "allowed_repositories", "poll_repositories", "poll_organisations", "approvers", mode="before"
+        "allowed_repositories",
+        "poll_repositories",
+        "poll_organisations",
+        "approvers",
+        "trusted_proxies",
+        "notify_webhook_urls",
+        mode="before",
     )
     @classmethod
     def _split_monitor_lists(cls, value: Any) -> Any:
@@ -244,6 +275,22 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("notify_webhook_urls")
+    @classmethod
+    def _webhook_urls_are_http(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not re.fullmatch(r"https?://[^\s]+", url):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_secret(self) -> Settings:
+        if self.notify_webhook_urls and self.notify_webhook_secret is None:
+            raise ValueError(
+                "notify_webhook_urls needs notify_webhook_secret (receivers verify the signature)"
+            )
+        return self
 
     @field_validator("protected_branches", "fix_allowed_paths", "fix_denied_paths", mode="before")
     @classmethod
@@ -273,6 +320,16 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+    def access_policy(self) -> AccessPolicy:
+        """Who may read and who may approve over HTTP (see :mod:`medic.access`)."""
+        return AccessPolicy(
+            personal=self.api_tokens,
+            shared_token=self.api_token,
+            proxy_header=self.proxy_identity_header,
+            trusted_proxies=self.trusted_proxies,
+            proxy_scopes=self.proxy_scopes,
+        )
 
     def webhook_secrets(self) -> tuple[str, ...]:
         if self.github_webhook_secret is None:

@@ -124,13 +124,18 @@ class RemediationOutcome(StrEnum):
 
 
 class FailedJob(Frozen):
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", serialize_by_alias=True, validate_by_alias=True, validate_by_name=True
+    )
+
     job_id: int
     name: CleanText
     failed_steps: tuple[CleanText, ...] = ()
-    log_excerpt: CleanText = ""
-    """A bounded tail of the job log (never the whole log)."""
+    log_tail: CleanText = Field(default="", alias="log_excerpt")
+    """A bounded tail of the job log (never the whole log), not the analyzer's excerpt. On the wire
+    it keeps its published name ``log_excerpt``, so services of either version read each other."""
     log_ref: CleanText | None = None
-    """Where the excerpt was stored when it was too large to travel inline."""
+    """Where the whole tail was stored when it was too large to travel inline."""
     log_truncated: bool = False
     log_unavailable_reason: CleanText | None = None
 
@@ -228,6 +233,8 @@ class ApprovalRequestedPayload(Frozen):
     run_id: int
     reasons: tuple[CleanText, ...] = ()
     expires_at: datetime
+    approvals_needed: int = Field(default=1, ge=1, le=2)
+    """2 for critical risk (four-eyes): two distinct approvers before the action runs."""
 
 
 class ApprovalGrantedPayload(Frozen):
@@ -250,6 +257,29 @@ class ApprovalRejectedPayload(Frozen):
 class ApprovalExpiredPayload(Frozen):
     approval_id: CleanText
     expired_at: datetime
+    repository: CleanText = ""
+
+
+class ApprovalPartiallyGrantedPayload(Frozen):
+    """Four-eyes: one approver said yes; one more, different approver is needed."""
+
+    approval_id: CleanText
+    approver: CleanText
+    approvals: tuple[CleanText, ...]
+    """Everyone who has approved so far, in order."""
+    approvals_needed: int = Field(ge=2)
+    repository: CleanText = ""
+
+
+class ApprovalAttemptRefusedPayload(Frozen):
+    """Someone who may not decide this approval tried to; nothing was decided."""
+
+    approval_id: CleanText
+    who: CleanText
+    """The identity that tried (``slack:U…`` for a Slack user, else the name given)."""
+    via: Literal["slack", "web", "cli"]
+    decision: Literal["approve", "reject"]
+    reason: CleanText
     repository: CleanText = ""
 
 
@@ -413,6 +443,18 @@ class ConfigReloaded(Envelope):
     payload: ConfigReloadedPayload
 
 
+class ApprovalPartiallyGranted(Envelope):
+    event_type: Literal["ApprovalPartiallyGranted"] = "ApprovalPartiallyGranted"
+    schema_version: Literal[1] = 1
+    payload: ApprovalPartiallyGrantedPayload
+
+
+class ApprovalAttemptRefused(Envelope):
+    event_type: Literal["ApprovalAttemptRefused"] = "ApprovalAttemptRefused"
+    schema_version: Literal[1] = 1
+    payload: ApprovalAttemptRefusedPayload
+
+
 class PolicyChanged(Envelope):
     event_type: Literal["PolicyChanged"] = "PolicyChanged"
     schema_version: Literal[1] = 1
@@ -430,7 +472,9 @@ Event = Annotated[
     | RemediationStarted
     | RemediationFinished
     | ConfigReloaded
-    | PolicyChanged,
+    | PolicyChanged
+    | ApprovalPartiallyGranted
+    | ApprovalAttemptRefused,
     Field(discriminator="event_type"),
 ]
 
@@ -446,6 +490,8 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     RemediationFinished,
     ConfigReloaded,
     PolicyChanged,
+    ApprovalPartiallyGranted,
+    ApprovalAttemptRefused,
 )
 EVENT_TYPE_NAMES: tuple[str, ...] = tuple(t.model_fields["event_type"].default for t in EVENT_TYPES)
 

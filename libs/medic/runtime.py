@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from medic.access_http import AccessGuard, sign_in_router
 from medic.bus import Bus, Delivery, Subscription
 from medic.config import Settings
 from medic.events import EVENT_TYPES, ConfigReloaded, Envelope, Event, decode_event
@@ -125,7 +126,11 @@ class ServiceHost:
 
         for prefix, sub_app in self.mounts.items():
             app.mount(prefix, sub_app)
-        app.add_middleware(HostileInputGuard)
+        policy = self.settings.access_policy()
+        if policy.enforced:
+            app.include_router(sign_in_router(policy))
+        app.add_middleware(AccessGuard, policy=policy)
+        app.add_middleware(HostileInputGuard)  # added last: runs first, before anything reads input
         return app
 
     def readiness(self) -> dict[str, bool]:

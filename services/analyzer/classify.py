@@ -369,7 +369,7 @@ def analyze_failure(
         (
             job,
             analyze_log(
-                job.log_excerpt,
+                job.log_tail,
                 knowledge_base=knowledge_base,
                 max_lines=max_lines,
                 baseline=green.get(job.job_id),

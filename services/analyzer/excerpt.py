@@ -80,7 +80,7 @@ def _shape_rule(index: int, pattern: str) -> Rule:
 def _shape_matcher() -> Matcher:
     rules = [_shape_rule(i, p) for i, (_, p) in enumerate(SHAPES)]
     rules += [_shape_rule(len(SHAPES) + i, p) for i, p in enumerate(QUIET)]
-    return Matcher(rules, engine="re2")
+    return Matcher(rules, engine="auto")
 
 
 def shape_weights(lines: Sequence[CleanLine]) -> dict[int, float]:

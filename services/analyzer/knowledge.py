@@ -11,10 +11,14 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from medic.config import Settings
+from medic.services.analyzer.compiled_rules import CompiledRulesCache, default_cache_dir
 from medic.services.analyzer.matcher import Engine, Matcher
 from medic.services.analyzer.rules import Rule, default_rules, load_knowledge_rules
+
+if TYPE_CHECKING:  # the settings' import (pydantic-settings) is not needed to analyse one log
+    from medic.config import Settings
 
 
 @dataclass(frozen=True)
@@ -23,9 +27,15 @@ class KnowledgeBase:
     matcher: Matcher = field(repr=False)
 
     @classmethod
-    def from_rules(cls, rules: Sequence[Rule], *, engine: Engine = "auto") -> KnowledgeBase:
+    def from_rules(
+        cls,
+        rules: Sequence[Rule],
+        *,
+        engine: Engine = "auto",
+        cache: CompiledRulesCache | Literal["user"] | None = "user",
+    ) -> KnowledgeBase:
         rules = tuple(rules)
-        return cls(rules=rules, matcher=Matcher(rules, engine=engine))
+        return cls(rules=rules, matcher=Matcher(rules, engine=engine, cache=cache))
 
     @classmethod
     def load(
@@ -34,10 +44,11 @@ class KnowledgeBase:
         organisation: Path | None = None,
         repository: Path | None = None,
         engine: Engine = "auto",
+        cache: CompiledRulesCache | Literal["user"] | None = "user",
     ) -> KnowledgeBase:
         """Default rules overridden by the organisation's file, then the repository's."""
         rules = load_knowledge_rules(organisation=organisation, repository=repository)
-        return cls.from_rules(rules, engine=engine)
+        return cls.from_rules(rules, engine=engine, cache=cache)
 
     @property
     def engine(self) -> str:
@@ -46,26 +57,30 @@ class KnowledgeBase:
 
 @functools.cache
 def default_knowledge_base(engine: Engine = "auto") -> KnowledgeBase:
-    """The shipped rules, compiled once per process and engine."""
-    return KnowledgeBase.from_rules(default_rules(), engine=engine)
+    """The shipped rules, compiled once per process and engine, or once per machine with the cache."""
+    return KnowledgeBase.from_rules(
+        default_rules(), engine=engine, cache=CompiledRulesCache(default_cache_dir())
+    )
 
 
 def knowledge_for_settings(settings: Settings) -> Callable[[str], KnowledgeBase]:
     """Knowledge bases by repository: shipped rules, then the organisation's, then the repository's.
 
     Rule files are read and compiled at start-up, so a bad file stops the analyzer with the
-    rule's name instead of failing on the first log; each distinct combination compiles once.
+    rule's name instead of failing on the first log; each distinct combination compiles once,
+    and once per machine while its patterns stay the same (the compiled-rules cache).
     """
     engine = settings.analyzer_engine
     organisation = settings.rules_file
+    cache = CompiledRulesCache(default_cache_dir())
     shared = (
-        KnowledgeBase.load(organisation=organisation, engine=engine)
+        KnowledgeBase.load(organisation=organisation, engine=engine, cache=cache)
         if organisation
         else default_knowledge_base(engine)
     )
     by_repository = {
         repository.lower(): KnowledgeBase.load(
-            organisation=organisation, repository=config.rules_file, engine=engine
+            organisation=organisation, repository=config.rules_file, engine=engine, cache=cache
         )
         for repository, config in settings.repository_configs.items()
         if config.rules_file is not None

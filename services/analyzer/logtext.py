@@ -77,12 +77,13 @@ class CleanLine:
     number: int
     text: str
     marker: Marker = Marker.PLAIN
-    shown: str | None = None
-    """The line as the log wrote it (ANSI and control bytes removed, length-capped), for display."""
+    raw: str | None = None
+    """The line as the log wrote it; what an excerpt shows is derived from it on demand."""
 
     @property
     def original(self) -> str:
-        return self.text if self.shown is None else self.shown
+        """The log's own text (ANSI and control bytes removed, length-capped), for display."""
+        return self.text if self.raw is None else shown_text(self.raw)
 
 
 def shown_text(raw: str) -> str:
@@ -186,7 +187,7 @@ def iter_clean_lines(source: str | Iterable[str]) -> Iterator[CleanLine]:
     """Cleaned lines numbered as in the original log (1-based), whatever was stripped."""
     for number, raw in enumerate(iter_raw_lines(source), start=1):
         text, marker = clean_line(raw)
-        yield CleanLine(number, text, marker, shown_text(raw))
+        yield CleanLine(number, text, marker, raw)
 
 
 def iter_file_lines(path: Path, *, limit: int = _RAW_SCAN_CHARS) -> Iterator[str]:

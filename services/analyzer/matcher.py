@@ -16,10 +16,18 @@ import itertools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import re2
 
+from medic.services.analyzer.compiled_rules import (
+    CompiledLayer,
+    CompiledRulesCache,
+    cache_key,
+    decode_layers,
+    default_cache_dir,
+    encode_layers,
+)
 from medic.services.analyzer.rules import Rule, re2_options
 
 hyperscan: Any
@@ -67,25 +75,33 @@ class _Re2Set:
 
 
 class _HyperscanDatabase:
-    """One block-mode database over every pattern Hyperscan accepts.
+    """One block-mode database over every pattern Hyperscan accepts, without start of match.
 
-    With ``leftmost_start`` a match knows where it began, so only a match that crossed a
-    newline is checked again. Without it (bounded repeats can be too large for start-of-match
-    tracking) the start is unknown and every match beyond the first line is checked again
-    on its own line with RE2: rare, since hits are rare.
+    Hyperscan reports where a match ends, not where it began (tracking the start,
+    ``HS_FLAG_SOM_LEFTMOST``, halved the scan rate and refused large bounded repeats). So a match
+    counts for the line it ends in only if that line matches alone, checked with RE2 once per
+    (line, pattern) and only when the line is not already a hit for the rule: hits are rare,
+    and a line hit many times is checked at most once per pattern.
     """
 
-    def __init__(self, patterns: Sequence[_Pattern], *, leftmost_start: bool) -> None:
-        assert hyperscan is not None
-        flags = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_MULTILINE
-        if leftmost_start:
-            flags |= hyperscan.HS_FLAG_SOM_LEFTMOST
-        self.accepted, self.refused = _split_supported(patterns, flags)
-        self._verify = [re2.compile(p.text, re2_options()) for p in self.accepted]
-        self._db: Any = None
+    def __init__(
+        self,
+        accepted: Sequence[_Pattern],
+        refused: Sequence[_Pattern],
+        database: Any,
+        *,
+        source: Literal["compiled", "cache"] = "compiled",
+    ) -> None:
+        self.accepted, self.refused = list(accepted), list(refused)
+        self.source = source
+        self._verify: dict[int, Any] = {}
+        self._db: Any = database
         self._local = threading.local()
-        if self.accepted:
-            self._db = _compile(self.accepted, flags)
+
+    @classmethod
+    def compiled(cls, patterns: Sequence[_Pattern]) -> _HyperscanDatabase:
+        accepted, refused, database = _split_supported(patterns, _flags())
+        return cls(accepted, refused, database)
 
     def _scratch(self) -> Any:
         """Hyperscan scratch space is per thread; one scan at a time may use it."""
@@ -96,25 +112,78 @@ class _HyperscanDatabase:
             self._local.scratch = scratch
         return scratch
 
-    def scan(self, block: bytes, starts: Sequence[int], hits: set[tuple[int, int]]) -> None:
+    def _verifier(self, pattern_id: int) -> Any:
+        """The pattern in RE2, compiled the first time a match needs checking."""
+        compiled = self._verify.get(pattern_id)
+        if compiled is None:
+            compiled = self._verify[pattern_id] = re2.compile(self.accepted[pattern_id].text, re2_options())
+        return compiled
+
+    def scan(self, block: bytes, lines: _LineLocator, hits: set[tuple[int, int]]) -> None:
         """Add (line index, rule index) for every match inside a single line of ``block``."""
         if self._db is None:
             return
-        accepted, verify = self.accepted, self._verify
+        accepted = self.accepted
+        checked: set[tuple[int, int]] = set()
 
         def on_match(pattern_id: int, start: int, end: int, flags: int, context: object) -> None:
-            first = bisect.bisect_right(starts, start) - 1
-            last = bisect.bisect_right(starts, end - 1) - 1
-            pattern = accepted[pattern_id]
-            if first == last:
-                hits.add((last, pattern.rule_index))
+            line, line_start, line_end = lines.locate(end - 1)
+            hit = (line, accepted[pattern_id].rule_index)
+            if hit in hits or (line, pattern_id) in checked:
                 return
-            # The start is before the end line (or unknown); keep it only if the end line matches alone.
-            line_end = starts[last + 1] - 1 if last + 1 < len(starts) else len(block)
-            if verify[pattern_id].search(block[starts[last] : line_end]) is not None:
-                hits.add((last, pattern.rule_index))
+            checked.add((line, pattern_id))
+            if self._verifier(pattern_id).search(block[line_start:line_end]) is not None:
+                hits.add(hit)
 
         self._db.scan(block, match_event_handler=on_match, scratch=self._scratch())
+
+
+class _LineLocator(Protocol):
+    def locate(self, position: int) -> tuple[int, int, int]:
+        """The line holding byte ``position`` (its ending newline included): index, start, end."""
+
+
+class _NewlineLines:
+    """Lines found from the block's newlines as matches arrive, when each line is one line.
+
+    Hyperscan reports matches in the order they end, so counting newlines from the previous
+    match on (``bytes.count``, in C) finds every line in one pass over the block, and a line's
+    bounds are looked up once however many matches end in it. A table of every line's start,
+    built in Python, cost more than the scan itself.
+    """
+
+    def __init__(self, block: bytes) -> None:
+        self._block = block
+        self._line, self._start, self._end = -1, 0, -1
+
+    def locate(self, position: int) -> tuple[int, int, int]:
+        block = self._block
+        if not self._start <= position <= self._end:
+            if position < self._start:  # out of order: count again from the top
+                self._line, self._end = -1, -1
+            self._line += 1 + block.count(b"\n", self._end + 1, position)
+            self._start = block.rfind(b"\n", 0, position) + 1
+            found = block.find(b"\n", position)
+            self._end = found if found >= 0 else len(block)
+        return self._line, self._start, self._end
+
+
+class _StartsLines:
+    """Lines by their start offsets: for a batch where a line holds a newline itself."""
+
+    def __init__(self, block: bytes, starts: Sequence[int]) -> None:
+        self._size, self._starts = len(block), starts
+
+    def locate(self, position: int) -> tuple[int, int, int]:
+        starts = self._starts
+        line = bisect.bisect_right(starts, position) - 1
+        return line, starts[line], starts[line + 1] - 1 if line + 1 < len(starts) else self._size
+
+
+def _flags() -> int:
+    assert hyperscan is not None
+    flags: int = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_MULTILINE
+    return flags
 
 
 def _compile(patterns: Sequence[_Pattern], flags: int) -> Any:
@@ -129,15 +198,18 @@ def _compile(patterns: Sequence[_Pattern], flags: int) -> Any:
     return database
 
 
-def _split_supported(patterns: Sequence[_Pattern], flags: int) -> tuple[list[_Pattern], list[_Pattern]]:
-    """Patterns Hyperscan compiles, and the rest (left to RE2). Whole set first: the common case."""
+def _split_supported(patterns: Sequence[_Pattern], flags: int) -> tuple[list[_Pattern], list[_Pattern], Any]:
+    """Patterns Hyperscan compiles, the rest (left to RE2), and the database of the first.
+
+    Whole set first: the common case, compiled once.
+    """
     assert hyperscan is not None
+    if not patterns:
+        return [], [], None
     try:
-        _compile(patterns, flags)
+        return list(patterns), [], _compile(patterns, flags)
     except hyperscan.error:
         pass
-    else:
-        return list(patterns), []
     accepted: list[_Pattern] = []
     refused: list[_Pattern] = []
     for pattern in patterns:
@@ -147,13 +219,86 @@ def _split_supported(patterns: Sequence[_Pattern], flags: int) -> tuple[list[_Pa
             refused.append(pattern)
         else:
             accepted.append(pattern)
-    return accepted, refused
+    return accepted, refused, _compile(accepted, flags) if accepted else None
+
+
+def _hyperscan_database(patterns: Sequence[_Pattern], cache: CompiledRulesCache | None) -> _HyperscanDatabase:
+    """The database over ``patterns``, from the cache when it holds it, else compiled (and stored)."""
+    assert hyperscan is not None
+    key = cache_key(
+        [p.text for p in patterns],
+        flags=[_flags()],
+        engine_version=f"python-hyperscan {hyperscan.__version__}",
+    )
+    if cache is not None:
+        loaded = _load_database(cache, key, patterns)
+        if loaded is not None:
+            return loaded
+    database = _HyperscanDatabase.compiled(patterns)
+    if cache is not None:
+        position = {id(p): i for i, p in enumerate(patterns)}
+        layer = CompiledLayer(
+            accepted=tuple(position[id(p)] for p in database.accepted),
+            refused=tuple(position[id(p)] for p in database.refused),
+            database=None if database._db is None else hyperscan.dumpb(database._db),
+        )
+        cache.store(key, encode_layers([layer]))
+    return database
+
+
+def _load_database(
+    cache: CompiledRulesCache, key: str, patterns: Sequence[_Pattern]
+) -> _HyperscanDatabase | None:
+    """The cached database, or None (absent, corrupt, foreign, or refused by Hyperscan)."""
+    assert hyperscan is not None
+    payload = cache.load(key)
+    layers = None if payload is None else decode_layers(payload, patterns=len(patterns))
+    if layers is None or len(layers) != 1:
+        return None
+    (layer,) = layers
+    if sorted(layer.accepted + layer.refused) != list(range(len(patterns))):
+        return None
+    try:
+        database = (
+            None if layer.database is None else hyperscan.loadb(layer.database, hyperscan.HS_MODE_BLOCK)
+        )
+    except (hyperscan.error, TypeError):
+        return None
+    accepted = [patterns[i] for i in layer.accepted]
+    return _HyperscanDatabase(accepted, [patterns[i] for i in layer.refused], database, source="cache")
+
+
+def _block_of(lines: Sequence[str]) -> tuple[bytes, _LineLocator]:
+    """The lines as one UTF-8 block joined by newlines (encoded once, not line by line), and how
+    to find the line of a byte in it. A line that holds a newline itself (callers split on them,
+    but a caller may not) is located by a table of starts, so that it stays one line.
+    """
+    text = "\n".join(lines)
+    if text.count("\n") == len(lines) - 1:
+        block = _encode(text)
+        return block, _NewlineLines(block)
+    encoded = [_encode(line) for line in lines]
+    block = b"\n".join(encoded)
+    return block, _StartsLines(
+        block, list(itertools.accumulate((len(e) + 1 for e in encoded[:-1]), initial=0))
+    )
 
 
 class Matcher:
     """All rules compiled once; ``scan_lines`` reports which rules hit which lines."""
 
-    def __init__(self, rules: Sequence[Rule], *, engine: Engine = "auto") -> None:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        *,
+        engine: Engine = "auto",
+        cache: CompiledRulesCache | Literal["user"] | None = "user",
+    ) -> None:
+        """``cache="user"`` keeps the compiled database under ``default_cache_dir()`` (read now, not
+        at import), so every matcher of a process, not only the knowledge base's, compiles once per
+        machine; None compiles every time."""
+        if cache == "user":
+            cache = CompiledRulesCache(default_cache_dir())
         self.rules = tuple(rules)
         patterns = [_Pattern(i, p) for i, rule in enumerate(self.rules) for p in rule.patterns]
         use_hyperscan = engine == "hyperscan" or (engine == "auto" and hyperscan_available())
@@ -161,12 +306,14 @@ class Matcher:
             raise EngineUnavailable("hyperscan is not installed on this platform")
         self._databases: list[_HyperscanDatabase] = []
         if use_hyperscan:
-            for leftmost_start in (True, False):
-                database = _HyperscanDatabase(patterns, leftmost_start=leftmost_start)
-                self._databases.append(database)
-                patterns = database.refused
+            self._databases = [_hyperscan_database(patterns, cache)]
+            patterns = self._databases[-1].refused
         self._fallback = _Re2Set(patterns)
         self.engine: Literal["hyperscan", "re2"] = "hyperscan" if use_hyperscan else "re2"
+        self.source: Literal["compiled", "cache"] = (
+            self._databases[0].source if self._databases else "compiled"
+        )
+        """Whether the Hyperscan database was read from the compiled-rules cache or compiled here."""
 
     @property
     def fallback_patterns(self) -> int:
@@ -177,16 +324,14 @@ class Matcher:
         """Sorted unique (index in ``lines``, rule index) pairs; one scan for the whole batch."""
         if not lines:
             return []
-        encoded = [_encode(line) for line in lines]
         hits: set[tuple[int, int]] = set()
         if self._databases:
-            starts = list(itertools.accumulate((len(e) + 1 for e in encoded[:-1]), initial=0))
-            block = b"\n".join(encoded)
+            block, located = _block_of(lines)
             for database in self._databases:
-                database.scan(block, starts, hits)
+                database.scan(block, located, hits)
         if self._fallback._patterns:
-            for index, line in enumerate(encoded):
-                hits.update((index, rule) for rule in self._fallback.rules_in(line))
+            for index, line in enumerate(lines):
+                hits.update((index, rule) for rule in self._fallback.rules_in(_encode(line)))
         return sorted(hits)
 
     def match_line(self, line: str) -> tuple[Rule, ...]:

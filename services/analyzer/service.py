@@ -70,7 +70,7 @@ class AnalyzerService(Service):
             return {}
         found: dict[int, GreenLog] = {}
         for job in jobs:
-            if job.log_excerpt.strip():
+            if job.log_tail.strip():
                 green = await self._green.for_job(failure, job)
                 if green is not None:
                     found[job.job_id] = green
@@ -84,7 +84,7 @@ class AnalyzerService(Service):
             text = await self._logs.get(job.log_ref)
         except LogNotFound:
             return job  # the inline tail is still there; the excerpt is just shorter
-        return job.model_copy(update={"log_excerpt": text})
+        return job.model_copy(update={"log_tail": text})
 
     def ready(self) -> bool:
         return self._cache is not None
@@ -101,7 +101,7 @@ class AnalyzerService(Service):
             history=failure.history,
             baselines={job_id: log.text for job_id, log in green.items()},
         )
-        has_log = any(job.log_excerpt.strip() for job in jobs)
+        has_log = any(job.log_tail.strip() for job in jobs)
         result = _redacted(await self._refine(rules, repository=failure.repository, cacheable=has_log))
         ack = await self.bus.publish(
             AnalysisCompleted.answering(

@@ -5,11 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from medic.access import Identity
 from medic.events import (
+    ApprovalAttemptRefused,
+    ApprovalAttemptRefusedPayload,
     ApprovalExpired,
     ApprovalExpiredPayload,
     ApprovalGranted,
     ApprovalGrantedPayload,
+    ApprovalPartiallyGranted,
+    ApprovalPartiallyGrantedPayload,
     ApprovalRejected,
     ApprovalRejectedPayload,
     ApprovalRequested,
@@ -18,13 +23,19 @@ from medic.events import (
     GateDecided,
     derive_event_id,
 )
-from medic.services.approval.records import ApprovalRecord, ApprovalStatus, approval_id_for
+from medic.services.approval.records import ApprovalRecord, ApprovalStatus, Via, approval_id_for
 
 
-def record_for(gate: GateDecided, *, now: datetime, timeout: timedelta) -> ApprovalRecord:
-    """The pending approval a ``require_approval`` decision asks for (its id derived from the decision)."""
+def record_for(
+    gate: GateDecided, *, now: datetime, timeout: timedelta, critical_risk: int = 11
+) -> ApprovalRecord:
+    """The pending approval a ``require_approval`` decision asks for (its id derived from the decision).
+
+    At or above ``critical_risk`` two distinct people must approve (four-eyes).
+    """
     p = gate.payload
     return ApprovalRecord(
+        approvals_needed=2 if p.risk >= critical_risk else 1,
         approval_id=approval_id_for(gate.event_id),
         failure_id=gate.failure_id,
         repository=p.repository,
@@ -47,6 +58,43 @@ def request_event(gate: GateDecided, record: ApprovalRecord, *, actor: str) -> A
             run_id=record.run_id,
             reasons=record.reasons,
             expires_at=record.expires_at,
+            approvals_needed=record.approvals_needed,
+        ),
+    )
+
+
+def partial_event(record: ApprovalRecord, approver: str) -> ApprovalPartiallyGranted:
+    """One of two approvals; the id derives from the approval and the person (a retry is a duplicate)."""
+    return ApprovalPartiallyGranted(
+        event_id=derive_event_id(
+            record.approval_id, f"ApprovalPartiallyGranted/{approver}", record.requested_at
+        ),
+        failure_id=record.failure_id,
+        actor=approver,
+        payload=ApprovalPartiallyGrantedPayload(
+            approval_id=record.approval_id,
+            approver=approver,
+            approvals=record.approvals,
+            approvals_needed=max(2, record.approvals_needed),
+            repository=record.repository,
+        ),
+    )
+
+
+def refused_event(
+    record: ApprovalRecord, who: Identity, *, via: Via, decision: str, reason: str
+) -> ApprovalAttemptRefused:
+    """Every refused attempt is its own fact (a fresh id): the audit shows each one."""
+    return ApprovalAttemptRefused(
+        failure_id=record.failure_id,
+        actor=who.principal,
+        payload=ApprovalAttemptRefusedPayload(
+            approval_id=record.approval_id,
+            who=who.principal,
+            via=via.value,
+            decision="approve" if decision == "approve" else "reject",
+            reason=reason,
+            repository=record.repository,
         ),
     )
 

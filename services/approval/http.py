@@ -1,51 +1,80 @@
-"""Approve and reject over HTTP (``/api/approvals``); decisions go through the desk like any other way."""
+"""Approve and reject over HTTP (``/api/approvals``); decisions go through the desk like any other way.
+
+Who decided is the identity the access gate verified (:mod:`medic.access`), recorded as
+``token:alice`` or ``proxy:alice@example.com``; the body's ``approver`` is only used when no
+identity source is configured, and then recorded as ``unverified:<name>``.
+"""
 
 from __future__ import annotations
 
-import hmac
+import uuid
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi import APIRouter, HTTPException, Path, Request
 
+from medic.access import Identity, Scope, unverified
 from medic.config import Settings
 from medic.services.approval.desk import ApprovalDesk
-from medic.services.approval.records import ApprovalConflict, ApprovalRecord, ApprovalStatus, DecisionRequest
+from medic.services.approval.records import (
+    ApprovalConflict,
+    ApprovalForbidden,
+    ApprovalRecord,
+    ApprovalStatus,
+    DecisionRequest,
+    Via,
+)
+
+ApprovalId = Annotated[uuid.UUID, Path(description="the approval's id (a UUID)")]
 
 
 def approval_router(*, desk: Callable[[], ApprovalDesk], settings: Settings) -> APIRouter:
     """``desk`` is looked up per request: routes exist before the service has started."""
     router = APIRouter(prefix="/api/approvals", tags=["approvals"])
 
-    def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
-        token = settings.api_token
-        if token is None:
-            return
-        expected = f"Bearer {token.get_secret_value()}".encode()
-        # constant-time: the comparison's duration must not tell how much of a guess was right
-        if not hmac.compare_digest((authorization or "").encode(), expected):
-            raise HTTPException(401, "approve/reject needs Authorization: Bearer <MEDIC_API_TOKEN>")
+    enforced = settings.access_policy().enforced
+
+    def decider(request: Request, body: DecisionRequest) -> Identity:
+        identity = getattr(request.state, "identity", None)
+        if isinstance(identity, Identity):
+            if not identity.may(Scope.APPROVE):
+                raise HTTPException(403, f"{identity.principal} may not approve or reject")
+            return identity
+        if enforced:  # the gate always sets one; without it, never fall back to a typed name
+            raise HTTPException(401, "approve/reject needs a verified identity")
+        if body.approver is None:
+            raise HTTPException(422, "approver: required when no identity source is configured")
+        try:
+            return unverified(body.approver)
+        except ValueError as exc:
+            raise HTTPException(422, f"approver: {exc}") from None
 
     @router.get("")
     async def list_approvals(status: ApprovalStatus | None = None) -> list[ApprovalRecord]:
         return await desk().pending(status)
 
-    async def act(approval_id: str, status: ApprovalStatus, body: DecisionRequest) -> ApprovalRecord:
+    async def act(
+        approval_id: uuid.UUID, status: ApprovalStatus, body: DecisionRequest, request: Request
+    ) -> ApprovalRecord:
+        who = decider(request, body)
+        via = Via.CLI if request.headers.get("x-medic-via") == "cli" else Via.WEB
         try:
             return await desk().decide(
-                approval_id, status, by=body.approver, note=body.comment, chosen_action=body.action
+                str(approval_id), status, by=who, via=via, note=body.comment, chosen_action=body.action
             )
         except KeyError:
-            raise HTTPException(404, f"no approval {approval_id!r}") from None
+            raise HTTPException(404, f"no approval {str(approval_id)!r}") from None
+        except ApprovalForbidden as exc:
+            raise HTTPException(403, str(exc)) from None
         except ApprovalConflict as exc:
             raise HTTPException(409, str(exc)) from None
 
-    @router.post("/{approval_id}/approve", dependencies=[Depends(authorised)])
-    async def approve(approval_id: str, body: DecisionRequest) -> ApprovalRecord:
-        return await act(approval_id, ApprovalStatus.GRANTED, body)
+    @router.post("/{approval_id}/approve")
+    async def approve(approval_id: ApprovalId, body: DecisionRequest, request: Request) -> ApprovalRecord:
+        return await act(approval_id, ApprovalStatus.GRANTED, body, request)
 
-    @router.post("/{approval_id}/reject", dependencies=[Depends(authorised)])
-    async def reject(approval_id: str, body: DecisionRequest) -> ApprovalRecord:
-        return await act(approval_id, ApprovalStatus.REJECTED, body)
+    @router.post("/{approval_id}/reject")
+    async def reject(approval_id: ApprovalId, body: DecisionRequest, request: Request) -> ApprovalRecord:
+        return await act(approval_id, ApprovalStatus.REJECTED, body, request)
 
     return router

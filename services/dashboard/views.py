@@ -36,6 +36,7 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
 }
 API_TIMEOUT = 5.0
+FORWARDED = frozenset({"authorization", "cookie"})
 
 
 @cache
@@ -58,11 +59,17 @@ def router(*, api_url: str | None = None) -> APIRouter:
     routes = APIRouter(tags=["dashboard"])
 
     def client(request: Request) -> httpx.AsyncClient:
+        # The page reads with the viewer's own credentials (token, session cookie, or the trusted
+        # proxy's identity header from the same peer): it never shows more than they may read.
+        headers = {k: v for k, v in request.headers.items() if k in FORWARDED or k.startswith("x-")}
         if api_url is not None:
-            return httpx.AsyncClient(base_url=api_url, timeout=API_TIMEOUT)
+            return httpx.AsyncClient(base_url=api_url, timeout=API_TIMEOUT, headers=headers)
         # An endpoint that raises becomes a 500 here, shown as a note rather than breaking the page.
-        transport = httpx.ASGITransport(app=request.app, raise_app_exceptions=False)
-        return httpx.AsyncClient(transport=transport, base_url="http://dashboard", timeout=API_TIMEOUT)
+        peer = (request.client.host, request.client.port) if request.client else ("127.0.0.1", 123)
+        transport = httpx.ASGITransport(app=request.app, raise_app_exceptions=False, client=peer)
+        return httpx.AsyncClient(
+            transport=transport, base_url="http://dashboard", timeout=API_TIMEOUT, headers=headers
+        )
 
     async def figures(request: Request) -> Figures:
         async with client(request) as http:

@@ -16,6 +16,7 @@ from medic.boundary import MAX_ID, MAX_RUN_ATTEMPT, bounded_text
 from medic.bus import DecodeError
 from medic.events import WorkflowRunFacts, derive_failure_id
 from medic.github.models import WorkflowRun
+from medic.redact import redact
 
 COMMIT_MESSAGE_BYTES = 64 * 1024
 """A commit message is kept up to here (git allows any size; a 1 MB one would not fit an event)."""
@@ -59,6 +60,8 @@ class RunToInspect(WorkflowRunFacts):
         for name, limit in TEXT_LIMITS.items():
             if isinstance(data.get(name), str):
                 data[name] = bounded_text(data[name], limit)
+        if isinstance(data.get("commit_message"), str):  # people paste tokens into messages too
+            data["commit_message"] = redact(data["commit_message"])
         numbers = data.get("pull_requests")
         if isinstance(numbers, list | tuple):
             data["pull_requests"] = tuple(numbers[:MAX_PULL_REQUESTS])

@@ -27,7 +27,7 @@ from medic.services.monitor.intake import RunToInspect, decode_run
 from medic.services.monitor.polling import Poller
 from medic.services.monitor.senders import WebhookSenders
 from medic.services.monitor.store import Detections, PollState
-from medic.telemetry import logger
+from medic.telemetry import inject_headers, logger
 
 log = logger(__name__)
 DETECTIONS = Counter("medic_failures_detected_total", "FailureDetected events published", ["source"])
@@ -121,7 +121,8 @@ class MonitorService(Service):
         ack = await self.bus.js.publish(
             self.intake_subject,
             run.model_dump_json().encode(),
-            headers={"Nats-Msg-Id": run.failure_id},
+            # the webhook's (or poll's) trace goes on through the intake hop to every service
+            headers=inject_headers({"Nats-Msg-Id": run.failure_id}),
             stream=self.intake_stream,
         )
         return not ack.duplicate

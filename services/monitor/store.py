@@ -81,7 +81,7 @@ class PollState:
         if current is None:
             revision = await self.leases.revision(key)
             if revision is None:
-                return await self.leases.create(key, fresh)
+                return await self.leases.create(key, fresh) is not None
         elif current.record.expires_at > time.time():
             return False
         else:

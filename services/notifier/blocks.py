@@ -52,8 +52,9 @@ def _who(name: str) -> str:
     """A Slack user id becomes a mention; anything else (web, CLI names) is escaped text."""
     import re
 
-    if re.fullmatch(r"(slack:)?[UW][A-Z0-9]{2,20}", name):
-        return f"<@{name.removeprefix('slack:')}>"
+    slack = re.fullmatch(r"slack:(?:[TE][A-Z0-9]{1,20}/)?([UW][A-Z0-9]{2,20})", name)
+    if slack:
+        return f"<@{slack.group(1)}>"
     return mrkdwn.escape(name, 80)
 
 

@@ -1,4 +1,5 @@
-"""Notifier wiring: every event in; one Slack thread per failure out (and a log line per stage).
+"""Notifier wiring: every event in; one Slack thread per failure out, a signed JSON webhook
+per stage when configured, and a log line per stage.
 
 Without Slack configured (no bot token and no sandbox) it only writes the log lines.
 """
@@ -14,6 +15,7 @@ from medic.runtime import EVERY_EVENT, Service
 from medic.services.notifier.render import describe
 from medic.services.notifier.teller import ThreadTeller
 from medic.services.notifier.threads import ThreadStore
+from medic.services.notifier.webhook import WebhookSink
 from medic.slack.client import SlackClient
 from medic.telemetry import logger
 
@@ -32,8 +34,10 @@ class NotifierService(Service):
         settings: Settings | None = None,
         bus: Bus | None = None,
         slack: SlackClient | None = None,
+        webhook: WebhookSink | None = None,
         write: Callable[[str], None] | None = None,
     ) -> None:
+        self.webhook = webhook
         self.settings = settings
         self.bus = bus
         self.slack = slack
@@ -43,7 +47,7 @@ class NotifierService(Service):
     async def start(self) -> None:
         if self.slack is None or self.bus is None or self.settings is None:
             return
-        store = await ThreadStore.open(self.bus.js, f"{self.bus.topology.stream}_slack_threads")
+        store = await ThreadStore.open(self.bus.js, self.bus.topology)
         self.teller = ThreadTeller(settings=self.settings, slack=self.slack, store=store)
 
     def ready(self) -> bool:
@@ -54,3 +58,9 @@ class NotifierService(Service):
             self.write(describe(event))
         if self.teller is not None:
             await self.teller.tell(event, delivery)
+        if self.webhook is not None:
+            await self.webhook.send(event)
+
+    async def stop(self) -> None:
+        if self.webhook is not None:
+            await self.webhook.aclose()

@@ -24,6 +24,7 @@ from medic.consumer import Delivery
 from medic.events import (
     ApprovalExpired,
     ApprovalGranted,
+    ApprovalPartiallyGranted,
     ApprovalRejected,
     ApprovalRequested,
     Event,
@@ -254,7 +255,7 @@ class ThreadTeller:
         thread_ts = record.ts
         card_ts: str | None = None
         if isinstance(event, ApprovalRequested):
-            text, content = blocks.approval_card(event, record.facts, needed=self._needed(record.facts))
+            text, content = blocks.approval_card(event, record.facts, needed=event.payload.approvals_needed)
             posted = await self._call(
                 delivery,
                 lambda: self.slack.post_message(
@@ -281,7 +282,7 @@ class ThreadTeller:
                 approval_id=event.payload.approval_id,
                 ts=card_ts,
                 request=event.model_dump(mode="json"),
-                needed=self._needed(record.facts),
+                needed=event.payload.approvals_needed,
             )
 
         def told(r: ThreadRecord) -> ThreadRecord:
@@ -303,9 +304,6 @@ class ThreadTeller:
         messages = await self._call(delivery, lambda: self.slack.thread_replies(record.channel, thread_ts))
         marker = blocks.reply_marker(event.event_id)
         return any(b.get("block_id") == marker for m in messages for b in m.get("blocks", []) or [])
-
-    def _needed(self, facts: Facts) -> int:
-        return 2 if facts.risk is not None and facts.risk >= self.settings.critical_risk else 1
 
     async def _refresh_parent(self, record: ThreadRecord, delivery: Delivery | None) -> ThreadRecord:
         """Edit the parent until it shows the latest facts (another replica may add some meanwhile)."""
@@ -329,6 +327,11 @@ class ThreadTeller:
         card = record.approval
         if card is None:
             return record
+        if isinstance(event, ApprovalPartiallyGranted) and _answers(event, card.approval_id):
+            approvals = event.payload.approvals
+            record = await self.store.mutate(record.failure_id, partial(_with_approvals, approvals))
+            card = record.approval
+            assert card is not None
         outcome = blocks.outcome_line(event)
         if outcome is not None and card.outcome is None and _answers(event, card.approval_id):
             record = await self.store.mutate(
@@ -416,6 +419,13 @@ def _release_claim(since: datetime | None, record: ThreadRecord) -> ThreadRecord
     if record.ts is None and record.posting_since == since:
         return record.model_copy(update={"posting_since": None})
     return record
+
+
+def _with_approvals(approvals: tuple[str, ...], record: ThreadRecord) -> ThreadRecord:
+    card = record.approval
+    if card is None or len(card.approved_by) >= len(approvals):
+        return record
+    return record.model_copy(update={"approval": card.model_copy(update={"approved_by": approvals})})
 
 
 def _shown_if_unchanged(facts: Facts, shown: str, record: ThreadRecord) -> ThreadRecord:

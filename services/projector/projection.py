@@ -287,6 +287,14 @@ def _policy(e: PolicyChanged) -> Mapped:
     return p.change.value, repository, None
 
 
+def _partial(e: Event) -> Mapped:
+    return "partially_granted", _repository_of(e.payload), None
+
+
+def _refused(e: Event) -> Mapped:
+    return "refused", _repository_of(e.payload), None
+
+
 def _repository_of(payload: object) -> str | None:
     """Approval decisions do not carry the repository (yet): read it when a later version does.
 
@@ -309,4 +317,6 @@ _MAPPERS: dict[str, Callable[[Any], Mapped]] = {
     "RemediationFinished": _finished,
     "ConfigReloaded": _config,
     "PolicyChanged": _policy,
+    "ApprovalPartiallyGranted": _partial,
+    "ApprovalAttemptRefused": _refused,
 }

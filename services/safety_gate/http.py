@@ -1,7 +1,8 @@
 """The policy over HTTP: read it, flip the kill switch and dry-run, reset a breaker, lift a hold.
 
-Changing the policy needs ``Authorization: Bearer $MEDIC_API_TOKEN`` when a token is set,
-as approving does. Each change answers with the PolicyChanged event it recorded.
+Changing the policy needs the ``approve`` scope once an identity source is set (the host's
+access gate checks it, :mod:`medic.access`), and the change is recorded as the verified
+caller (``token:alice``), not the body's ``by``. Each change answers with its PolicyChanged.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from medic.access import Identity
 from medic.bus import Bus
 from medic.config import Settings
 from medic.events import PolicyChanged, utc_now
@@ -41,7 +43,9 @@ def policy_router(current: Callable[[], Settings], gate: Callable[[], Gate], bus
     """``current`` is read per request: a reloaded token or switch applies at once."""
     router = APIRouter(prefix="/api/policy", tags=["policy"])
 
-    def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
+    def authorised(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+        if isinstance(getattr(request.state, "identity", None), Identity):
+            return  # the access gate verified the caller and the approve scope
         token = current().api_token
         if token is None:
             return
@@ -73,33 +77,38 @@ def policy_router(current: Callable[[], Settings], gate: Callable[[], Gate], bus
             ],
         }
 
-    async def switch(name: str, body: SwitchRequest) -> dict[str, Any]:
-        return await recorded(
-            await gate().set_switch(name, body.on, by=body.by, reason=body.reason, at=utc_now())
-        )
+    def who(request: Request, typed: str) -> str:
+        identity = getattr(request.state, "identity", None)
+        return identity.principal if isinstance(identity, Identity) else typed
+
+    async def switch(name: str, body: SwitchRequest, request: Request) -> dict[str, Any]:
+        by = who(request, body.by)
+        return await recorded(await gate().set_switch(name, body.on, by=by, reason=body.reason, at=utc_now()))
 
     @router.post("/kill-switch", dependencies=[Depends(authorised)])
-    async def kill_switch(body: SwitchRequest) -> dict[str, Any]:
-        return await switch("kill_switch", body)
+    async def kill_switch(body: SwitchRequest, request: Request) -> dict[str, Any]:
+        return await switch("kill_switch", body, request)
 
     @router.post("/dry-run", dependencies=[Depends(authorised)])
-    async def dry_run(body: SwitchRequest) -> dict[str, Any]:
-        return await switch("dry_run", body)
+    async def dry_run(body: SwitchRequest, request: Request) -> dict[str, Any]:
+        return await switch("dry_run", body, request)
 
     @router.post("/breakers/{owner}/{name}/reset", dependencies=[Depends(authorised)])
-    async def reset_breaker(owner: str, name: str, body: PolicyCommand) -> dict[str, Any]:
+    async def reset_breaker(owner: str, name: str, body: PolicyCommand, request: Request) -> dict[str, Any]:
         if not (_NAME.fullmatch(owner) and _NAME.fullmatch(name)):
             raise HTTPException(400, "a repository is owner/name")
-        change = await gate().reset_breaker(f"{owner}/{name}", by=body.by, reason=body.reason, at=utc_now())
+        by = who(request, body.by)
+        change = await gate().reset_breaker(f"{owner}/{name}", by=by, reason=body.reason, at=utc_now())
         if change is None:
             raise HTTPException(404, f"no open circuit breaker for {owner}/{name}")
         return await recorded(change)
 
     @router.post("/holds/{fingerprint}/lift", dependencies=[Depends(authorised)])
-    async def lift_hold(fingerprint: str, body: PolicyCommand) -> dict[str, Any]:
+    async def lift_hold(fingerprint: str, body: PolicyCommand, request: Request) -> dict[str, Any]:
         if not _NAME.fullmatch(fingerprint):
             raise HTTPException(400, "not a fingerprint")
-        change = await gate().lift_hold(fingerprint, by=body.by, reason=body.reason, at=utc_now())
+        by = who(request, body.by)
+        change = await gate().lift_hold(fingerprint, by=by, reason=body.reason, at=utc_now())
         if change is None:
             raise HTTPException(404, f"no incident hold for {fingerprint}")
         return await recorded(change)

@@ -54,3 +54,36 @@ def test_build_context_leaves_out_local_state_and_secrets() -> None:
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     for entry in (".venv", ".medic", ".git", ".env", "tests"):
         assert entry in ignored
+
+
+def test_the_images_install_step_packs_every_service_and_its_data(tmp_path: Path) -> None:
+    """The build stage runs ``pip install .`` (not editable): the wheel it builds must hold the
+    services, the CLI and the non-Python files they read (rules, migrations, dashboard assets)."""
+    import sys
+    import zipfile
+
+    result = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path, ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = tmp_path.glob("ci_medic-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for needed in (
+        "medic/services/cli.py",
+        "medic/services/launchers.py",
+        "medic/services/monitor/service.py",
+        "medic/services/analyzer/rules/default.yaml",
+        "medic/services/projector/migrations/0001_init.sql",
+        "medic/reload.py",
+        "medic/telemetry.py",
+    ):
+        assert needed in names, needed
+    assert any(n.startswith("medic/services/dashboard/static/") for n in names)
+    assert not any(n.startswith(("tests/", ".venv/")) for n in names)
+    assert any(line.startswith("medic = ") for line in _entry_points(wheel))
+
+
+def _entry_points(wheel: Path) -> list[str]:
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt"))
+        return archive.read(name).decode().splitlines()

@@ -39,8 +39,11 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOT = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard.png"
 TOKEN = "dashboard-e2e-token"
+"""The shared token: the page can be read with it, nothing decided."""
+ALICE_TOKEN = "dashboard-e2e-alice"
+BOB_TOKEN = "dashboard-e2e-bob"
 APPROVER = "<b>alice</b>"
-"""Markup in a stranger-written name must come back as text, never as an element."""
+"""Markup in a person's name must come back as text, never as an element."""
 
 CHARTS_DRAWN = """() => {
   const charts = Object.values((window.medicDashboard || {}).charts || {});
@@ -61,6 +64,7 @@ async def settled(
         topology=topology,
         db_schema=db_schema,
         api_token=SecretStr(TOKEN),
+        api_tokens={APPROVER: {"token": ALICE_TOKEN}, "bob": {"token": BOB_TOKEN}},
         protected_repositories=("octo-org/web-frontend",),  # a few more wait for a person
     ) as pipeline:
         await simulate(pipeline.sandbox_url, 20)
@@ -93,6 +97,7 @@ async def test_dashboard_draws_charts_and_decides_approvals(settled: tuple[Pipel
         try:
             await check_without_javascript(browser, url, pending)
             page = await browser.new_page(viewport={"width": 1440, "height": 1000})
+            await sign_in(page, url, TOKEN)
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("console", lambda msg: errors.append(msg.text) if console_error(msg) else None)
@@ -120,6 +125,8 @@ async def check_without_javascript(browser: Any, url: str, pending: list[str]) -
     context = await browser.new_context(java_script_enabled=False)
     page = await context.new_page()
     await page.goto(f"{url}/")
+    assert await page.locator("form input[name=token]").count() == 1  # the sign-in page, not data
+    await sign_in(page, url, TOKEN)
     assert await page.locator("#kpi-total .kpi-value").inner_text() == "20"
     assert await page.locator("#audit-body tr").count() == 50
     assert await page.locator("#approvals-body tr[data-approval-id]").count() == len(pending)
@@ -128,8 +135,17 @@ async def check_without_javascript(browser: Any, url: str, pending: list[str]) -
     await context.close()
 
 
+async def sign_in(page: Any, url: str, token: str) -> None:
+    """The sign-in form sets the session cookie (no script needed) and lands on the dashboard."""
+    await page.goto(f"{url}/auth/session")
+    await page.fill("input[name=token]", token)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{url}/")
+
+
 async def decide_in_page(page: Any, pipeline: Pipeline, pending: list[str]) -> None:
-    """401 without the token; with it, 409 for one decided elsewhere, then a clean approval."""
+    """403 with the read-only session; with a person's token, 409 for one decided elsewhere,
+    then a clean approval recorded as that person."""
     from playwright.async_api import expect
 
     await page.route("**/api/dashboard", lambda route: route.abort())  # hold the rows still
@@ -139,16 +155,16 @@ async def decide_in_page(page: Any, pipeline: Pipeline, pending: list[str]) -> N
     row = page.locator(f'#approvals-body tr[data-approval-id="{first}"]')
 
     await row.locator("button.approve").click()
-    await expect(message).to_have_text(re.compile("^401"))
-    assert "Authorization: Bearer" in await page.locator("#approval-message").inner_text()
+    await expect(message).to_have_text(re.compile("^403"))
+    assert "approve scope" in await page.locator("#approval-message").inner_text()
     assert await row.count() == 1
 
-    await page.fill("#token", TOKEN)
-    assert await page.evaluate("sessionStorage.getItem('medic.apiToken')") == TOKEN
+    await page.fill("#token", ALICE_TOKEN)
+    assert await page.evaluate("sessionStorage.getItem('medic.apiToken')") == ALICE_TOKEN
     elsewhere = await pipeline.http.post(
         f"{pipeline.url}/api/approvals/{second}/reject",
-        json={"approver": "bob"},
-        headers={"Authorization": f"Bearer {TOKEN}"},
+        json={},
+        headers={"Authorization": f"Bearer {BOB_TOKEN}"},
     )
     assert elsewhere.status_code == 200, elsewhere.text
     await page.locator(f'#approvals-body tr[data-approval-id="{second}"] button.approve').click()
@@ -157,7 +173,7 @@ async def decide_in_page(page: Any, pipeline: Pipeline, pending: list[str]) -> N
 
     await row.locator("button.approve").click()
     await expect(message).to_have_text(re.compile("^Approved"))
-    assert f"as {APPROVER}" in await message.inner_text()
+    assert f"as token:{APPROVER}" in await message.inner_text()
     assert await message.locator("b").count() == 0
     await row.wait_for(state="detached", timeout=5_000)
     assert first not in await pending_ids(pipeline)

@@ -155,6 +155,7 @@ async def test_one_failure_is_one_trace_on_the_wire(
     by_id = {s.span_id: s for s in in_trace}
     services = {_attr(s, "medic.service") for s in in_trace} - {None}
     assert services >= PIPELINE_SERVICES, services
+    assert any(s.trace_id == trace_id for s in webhook_served), "the trace starts at the webhook"
 
     github_calls = [
         s

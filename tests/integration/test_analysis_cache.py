@@ -53,7 +53,7 @@ async def test_an_entry_is_never_served_to_another_repository(cache: AnalysisCac
 
 async def test_no_fingerprint_means_nothing_is_cached(cache: AnalysisCache) -> None:
     await cache.put("acme/one", verdict("", "text"))
-    assert (await cache.kv.status()).values == 0
+    assert (await cache.store.kv.status()).values == 0
     assert cache_key("acme/one", "") is None
 
 

@@ -192,14 +192,14 @@ async def test_approve_publishes_granted_with_approver_and_action(start_approval
     )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "granted"
-    assert response.json()["decided_by"] == "alice"
+    assert response.json()["decided_by"] == "unverified:alice"  # no identity source: the typed name, marked
 
     assert await count(approvals.bus, "ApprovalGranted") == 1
     granted = await last(approvals.bus, "ApprovalGranted")
     assert isinstance(granted, ApprovalGranted)
     assert granted.failure_id == gate.failure_id
-    assert granted.actor == "alice"
-    assert granted.payload.approver == "alice"
+    assert granted.actor == "unverified:alice"
+    assert granted.payload.approver == "unverified:alice"
     assert granted.payload.action == RERUN
     assert (granted.payload.repository, granted.payload.run_id) == (REPO, 7)
     assert granted.payload.comment == "flaky, go"
@@ -216,7 +216,7 @@ async def test_reject_publishes_rejected_with_reason(start_approvals: StartAppro
     assert response.status_code == 200, response.text
     rejected = await last(approvals.bus, "ApprovalRejected")
     assert isinstance(rejected, ApprovalRejected)
-    assert (rejected.payload.approver, rejected.payload.reason) == ("bob", "real bug")
+    assert (rejected.payload.approver, rejected.payload.reason) == ("unverified:bob", "real bug")
     assert await count(approvals.bus, "ApprovalGranted") == 0
 
 
@@ -231,7 +231,7 @@ async def test_second_decision_is_409(start_approvals: StartApprovals, second: s
     assert "already granted" in again.json()["detail"]
     assert await decision_count(approvals.bus) == 1
     found = await approvals.service.desk.store.get(approval_id)
-    assert found is not None and found.record.decided_by == "alice"
+    assert found is not None and found.record.decided_by == "unverified:alice"
 
 
 async def test_concurrent_approve_and_reject_give_one_decision(start_approvals: StartApprovals) -> None:
@@ -287,8 +287,11 @@ async def test_malformed_bodies_are_refused_and_decide_nothing(start_approvals: 
     assert ok.status_code == 200  # the refusals left the approval decidable
 
 
-async def test_api_token_is_required_when_set(start_approvals: StartApprovals) -> None:
-    approvals = await start_approvals(api_token="secret-token")
+async def test_a_verified_token_is_required_when_set(start_approvals: StartApprovals) -> None:
+    """The shared ``api_token`` reads but never approves (it names nobody); a person's token does."""
+    approvals = await start_approvals(
+        api_token="shared-token", api_tokens={"alice": {"token": "secret-token"}}
+    )
     _, approval_id = await requested(approvals)
     for authorization in (
         None,
@@ -297,20 +300,22 @@ async def test_api_token_is_required_when_set(start_approvals: StartApprovals) -
         "secret-token",
         "bearer secret-token",
         "Bearer secret",
+        "Bearer shared-token",
     ):
         headers = {} if authorization is None else {"Authorization": authorization}
         for verb in ("approve", "reject"):
             refused = await approvals.http.post(
                 f"/api/approvals/{approval_id}/{verb}", json={"approver": "alice"}, headers=headers
             )
-            assert refused.status_code == 401, authorization
+            assert refused.status_code in (401, 403), authorization
     assert await decision_count(approvals.bus) == 0
     allowed = await approvals.http.post(
         f"/api/approvals/{approval_id}/approve",
-        json={"approver": "alice"},
+        json={"approver": "mallory"},  # a typed name is ignored once the caller is verified
         headers={"Authorization": "Bearer secret-token"},
     )
     assert allowed.status_code == 200
+    assert allowed.json()["decided_by"] == "token:alice"
     assert await count(approvals.bus, "ApprovalGranted") == 1
 
 

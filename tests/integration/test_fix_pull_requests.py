@@ -23,6 +23,7 @@ from tests.integration.test_executor import (
     finished,
     handle_again,
 )
+from tests.waiting import wait_until_caught_up
 
 JEST = "module.exports = {\n  testTimeout: 30000,\n  coverageThreshold: { global: { lines: 80 } },\n};\n"
 
@@ -150,7 +151,7 @@ async def test_a_crash_before_the_call_and_one_after_it_give_exactly_one_pull_re
     done = await finished(executor.bus)
     assert done.payload.outcome is RemediationOutcome.SUCCEEDED
     await handle_again(executor, "GateDecided")  # and a redelivery on top
-    await asyncio.sleep(0.3)
+    await wait_until_caught_up(executor.bus, "executor")
     assert len(executor.sandbox.git.pulls_of(REPO)) == 1
     assert len(branches(executor)) == 1
     assert len(executor.sandbox.git.commits) == commits_before  # no second commit either

@@ -6,12 +6,11 @@ with conditional requests; nothing needs configuring.
 
 from __future__ import annotations
 
-import asyncio
-
 from medic.bus import Bus
 from tests.integration.monitor_support import (
     all_detected,
     attempts,
+    intake_settled,
     monitor_world,
     post_webhook,
     run_completed_payload,
@@ -39,7 +38,7 @@ async def test_a_failure_whose_webhook_was_lost_during_a_crash_is_found_on_resta
 
         second = await world.monitor(polling_interval_minutes=SLOW)
         events = await wait_for_detected(bus, 2)
-        await asyncio.sleep(0.5)
+        await intake_settled(bus)
         assert attempts(await all_detected(bus)) == [(REPO, seen.id, 1), (REPO, missed.id, 1)]
         recovered = next(e for e in events if e.payload.run_id == missed.id)
         assert recovered.payload.source == "poll"
@@ -72,6 +71,6 @@ async def test_catch_up_polling_can_be_switched_off(bus: Bus) -> None:
         await post_webhook(url, "workflow_run", run_completed_payload(world, run))
         await wait_for_detected(bus, 1)
         world.sandbox.add_failed_run(REPO, "out_of_memory")
-        await asyncio.sleep(1.5)
+        assert monitor.poller is None  # nothing can find the second run: no poller was started
+        await intake_settled(bus)
         assert len(await all_detected(bus)) == 1
-        assert monitor.poller is None

@@ -29,6 +29,7 @@ from medic.services.notifier.threads import ThreadStore
 from medic.slack.client import SlackClient
 from medic.slack.pacing import ChannelPacer
 from tests.slack_events import story
+from tests.waiting import wait_until_caught_up
 
 CHANNEL = "#ci-medic"
 StartNotifier = Callable[..., Awaitable[ServiceHost]]
@@ -152,7 +153,7 @@ async def test_a_restart_and_a_second_replica_keep_editing_the_same_thread(
     await wait_until(lambda: _replies_are(slack, len(events), "fixed"))
     for event in events:  # redelivered duplicates (a replay) tell nothing twice
         await bus.js.publish(bus.topology.subject(event.event_type), event.model_dump_json().encode())
-    await asyncio.sleep(1.0)
+    await wait_until_caught_up(bus, "notifier")  # every duplicate was handled: now nothing more comes
     (parent,) = await history(slack)
     assert reply_marks(parent) == [f"ev:{e.event_id}" for e in events]
     assert "fixed" in parent["text"]
@@ -174,7 +175,11 @@ async def test_a_storm_of_429s_and_some_5xx_lose_and_double_nothing(
     stories = [story(run_id=100 + n, outcome=GateOutcome.AUTO_REMEDIATE) for n in range(4)]
     for events in stories:
         await publish(bus, events)
-    await asyncio.sleep(0.5)
+
+    async def storm_begun() -> bool:
+        return bool(slack.slack.modes.rate_limit < 25)
+
+    await wait_until(storm_begun)  # some 429s served: now add the 5xx on top
     slack.slack.modes.update({"server_error": 3})
 
     async def all_told() -> bool:
@@ -212,7 +217,7 @@ async def test_a_crash_between_posting_a_reply_and_recording_it_does_not_post_it
 ) -> None:
     settings = notifier_settings(slack)
     client = SlackClient(token=slack.slack.token, base_url=slack.api_url, pacer=ChannelPacer(per_second=50))
-    store = await ThreadStore.open(bus.js, f"{bus.topology.stream}_slack_threads")
+    store = await ThreadStore.open(bus.js, bus.topology)
     teller = ThreadTeller(settings=settings, slack=client, store=store)
     detected, analysed, *_ = story(run_id=5)
     await teller.tell(detected)

@@ -59,7 +59,7 @@ async def test_a_failure_whose_logs_are_rate_limited_waits_for_the_reset_and_is_
         assert await all_detected(bus) == []  # not reported without its log
         [event] = await wait_for_detected(bus, 1, within=15)
         job = event.payload.failed_jobs[0]
-        assert job.log_excerpt.strip() and job.log_unavailable_reason is None
+        assert job.log_tail.strip() and job.log_unavailable_reason is None
 
 
 def order(run_id: int) -> GateDecided:

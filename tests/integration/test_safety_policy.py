@@ -244,9 +244,14 @@ async def test_a_green_verdict_or_an_approved_remediation_does_not_move_the_brea
 async def test_the_kill_switch_stops_every_automatic_action_until_it_is_turned_off(
     bus: Bus, gates: Callable[..., Any]
 ) -> None:
-    g = await gates(load_settings(api_token="s3cret"))
+    g = await gates(load_settings(api_token="read-only", api_tokens={"alice": {"token": "s3cret"}}))
     refused = await g.http.post(f"{g.url}/api/policy/kill-switch", json={"on": True, "by": "mallory"})
     assert refused.status_code == 401
+    read_only = {"authorization": "Bearer read-only"}  # the shared token reads; it names nobody
+    refused = await g.http.post(
+        f"{g.url}/api/policy/kill-switch", json={"on": True, "by": "mallory"}, headers=read_only
+    )
+    assert refused.status_code == 403
     headers = {"authorization": "Bearer s3cret"}
     on = await g.http.post(
         f"{g.url}/api/policy/kill-switch",
@@ -259,7 +264,7 @@ async def test_the_kill_switch_stops_every_automatic_action_until_it_is_turned_o
     assert all(
         d.payload.outcome is GateOutcome.REQUIRE_APPROVAL and KILL_REASON in d.payload.reasons for d in killed
     )
-    assert (await g.http.get(f"{g.url}/api/policy")).json()["kill_switch"] is True
+    assert (await g.http.get(f"{g.url}/api/policy", headers=headers)).json()["kill_switch"] is True
     off = await g.http.post(
         f"{g.url}/api/policy/kill-switch", json={"on": False, "by": "alice"}, headers=headers
     )
@@ -267,7 +272,7 @@ async def test_the_kill_switch_stops_every_automatic_action_until_it_is_turned_o
     await bus.publish(analysis())
     assert (await decisions(bus, 6))[-1].payload.outcome is GateOutcome.AUTO_REMEDIATE
     changes = await until(lambda: _changes(bus, 2))
-    assert [c.payload.changed_by for c in changes] == ["alice", "alice"]
+    assert [c.payload.changed_by for c in changes] == ["token:alice", "token:alice"]  # verified, not typed
 
 
 async def test_dry_run_decides_and_records_as_usual_but_the_executor_runs_nothing(

@@ -12,7 +12,7 @@ import string
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
@@ -446,3 +446,28 @@ def texts_with_secrets(draw: st.DrawFn) -> tuple[str, list[str]]:
         secrets.append(secret)
     parts.append(draw(st.text(max_size=12)))
     return "".join(parts), secrets
+
+
+# --- the analyzer's model path ----------------------------------------------------------
+
+from medic.llm.schema import ModelVerdict  # noqa: E402
+
+_Shape = TypeVar("_Shape")
+
+
+def rules_results(shape: Callable[..., _Shape]) -> st.SearchStrategy[_Shape]:
+    """What the rules concluded before the model is asked, built as ``shape`` (any class with
+    the rules result's fields: the tests use a stand-in, the engine its own)."""
+    return st.builds(
+        shape,
+        category=categories,
+        risk=risks,
+        confidence=st.floats(0, 1),
+        proposed_action=action_kinds.map(lambda kind: ProposedAction(kind=kind)),
+    )
+
+
+model_verdicts = st.builds(
+    ModelVerdict, category=categories, risk=risks, confidence=st.floats(0, 1), action=action_kinds
+)
+"""Any answer the model could give (it is untrusted: the combination must stay safe for all)."""

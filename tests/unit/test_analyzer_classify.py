@@ -201,7 +201,7 @@ def test_history_does_not_turn_a_compile_error_flaky(kb: KnowledgeBase) -> None:
 
 
 def job(job_id: int, *lines: str) -> FailedJob:
-    return FailedJob(job_id=job_id, name=f"job-{job_id}", log_excerpt="\n".join(lines))
+    return FailedJob(job_id=job_id, name=f"job-{job_id}", log_tail="\n".join(lines))
 
 
 def test_several_jobs_the_riskier_known_cause_wins(kb: KnowledgeBase) -> None:

@@ -9,7 +9,6 @@ import httpx
 import pytest
 import pytest_asyncio
 from hypothesis import given
-from hypothesis import strategies as st
 
 from medic.events import ActionKind, AnalysisMethod, Category, ExcerptLine, ProposedAction
 from medic.llm.client import ModelClient
@@ -23,6 +22,7 @@ from medic.services.analyzer.model_path import (
     combine,
     refine_with_model,
 )
+from tests.property.strategies import model_verdicts, rules_results
 
 
 @dataclass(frozen=True)
@@ -151,24 +151,7 @@ def test_category_from_the_model_only_when_more_confident_and_not_automatic() ->
     )
 
 
-_actions = st.sampled_from(list(ActionKind))
-_rules = st.builds(
-    RulesResult,
-    category=st.sampled_from(list(Category)),
-    risk=st.integers(0, 10),
-    confidence=st.floats(0, 1),
-    proposed_action=_actions.map(lambda kind: ProposedAction(kind=kind)),
-)
-_verdicts = st.builds(
-    ModelVerdict,
-    category=st.sampled_from(list(Category)),
-    risk=st.integers(0, 10),
-    confidence=st.floats(0, 1),
-    action=_actions,
-)
-
-
-@given(_rules, _verdicts)
+@given(rules_results(RulesResult), model_verdicts)
 def test_combination_never_lowers_risk_nor_raises_autonomy(rules: RulesResult, answer: ModelVerdict) -> None:
     result = combine(rules, answer)
     assert result.risk == max(rules.risk, answer.risk) >= rules.risk

@@ -51,3 +51,17 @@ def test_long_text_is_cut() -> None:
 def test_no_text_survives_as_a_control_sequence(text: str) -> None:
     for rendered in (mrkdwn.escape(text), mrkdwn.code(text)):
         assert "<" not in rendered and ">" not in rendered
+
+
+def test_signature_verification_takes_any_bytes_and_refuses_stale_or_forged() -> None:
+    from medic.slack.signing import signature, verify
+
+    body = b"\xff\xfe not utf-8"
+    good = signature("s", "1700000000", body)
+    assert verify("s", body, "1700000000", good, now=1700000100)
+    assert not verify("s", body, "1700000000", good, now=1700000301)  # older than five minutes
+    assert not verify("t", body, "1700000000", good, now=1700000000)
+    assert not verify("s", body + b"x", "1700000000", good, now=1700000000)
+    assert not verify("s", body, "17e8", good, now=1700000000)
+    assert not verify("", body, "1700000000", signature("", "1700000000", body), now=1700000000)
+    assert not verify("s", body, "1700000000", "v0=\u00e9", now=1700000000)

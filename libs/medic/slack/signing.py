@@ -21,3 +21,13 @@ def signed_headers(secret: str, timestamp: int, body: bytes, content_type: str) 
         "X-Slack-Request-Timestamp": str(timestamp),
         "X-Slack-Signature": signature(secret, timestamp, body),
     }
+
+
+MAX_AGE_SECONDS = 300
+
+
+def verify(secret: str, body: bytes, timestamp: str, given: str, *, now: float) -> bool:
+    """Slack signed exactly these bytes within five minutes (any bytes: no decoding first)."""
+    if not secret or not timestamp.isdigit() or abs(now - int(timestamp)) > MAX_AGE_SECONDS:
+        return False
+    return hmac.compare_digest(signature(secret, timestamp, body).encode(), given.encode("utf-8", "replace"))
