@@ -25,6 +25,19 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_rules_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The compiled-rules cache (``$XDG_CACHE_HOME/ci-medic``) in this session's temp dir, not the
+    user's home: a test run leaves nothing behind, and starts from an empty cache."""
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """``@pytest.mark.requires(available, what)``: a skip on a laptop, a failure in CI.
 

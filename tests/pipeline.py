@@ -33,7 +33,8 @@ class Pipeline:
     settings: Settings
     host: ServiceHost
     url: str
-    sandbox: SandboxGitHub
+    sandbox: SandboxGitHub | None
+    """None when the sandbox GitHub runs in another process (``github_api_url``)."""
     sandbox_url: str
     http: httpx.AsyncClient
     slack: SandboxSlack | None = None
@@ -74,20 +75,31 @@ async def running_pipeline(
     topology: Topology,
     db_schema: str,
     slack: bool = False,
+    port: int | None = None,
+    github_api_url: str | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Pipeline]:
     """Every service on one port; with ``slack`` also the sandbox Slack, which clicks back to
-    ``/slack/events`` with signed requests exactly as ``medic run`` wires it."""
-    port = free_port()
+    ``/slack/events`` with signed requests exactly as ``medic run`` wires it.
+
+    With ``github_api_url`` the sandbox GitHub is one already serving elsewhere (the bench runs
+    it in its own process, so that its CPU is not the services'), posting to ``port``."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    sandbox = create_sandbox_github(
-        webhook_url=f"{url}/webhooks/github", webhook_secret=WEBHOOK_SECRET, rerun_delay_seconds=0.2
+    sandbox = (
+        None
+        if github_api_url is not None
+        else create_sandbox_github(
+            webhook_url=f"{url}/webhooks/github", webhook_secret=WEBHOOK_SECRET, rerun_delay_seconds=0.2
+        )
     )
     model = create_sandbox_model()
-    sandbox_server = HttpServer(sandbox.app)
+    sandbox_server = HttpServer(sandbox.app) if sandbox is not None else None
     model_server = HttpServer(model.app)
-    await sandbox_server.start()
+    if sandbox_server is not None:
+        await sandbox_server.start()
     await model_server.start()
+    github_url = sandbox_server.url if sandbox_server is not None else str(github_api_url)
     slack_sandbox = create_sandbox_slack(events_url=f"{url}/slack/events") if slack else None
     slack_server = HttpServer(slack_sandbox.app) if slack_sandbox is not None else None
     if slack_sandbox is not None and slack_server is not None:
@@ -105,7 +117,7 @@ async def running_pipeline(
         subject_prefix=topology.prefix,
         db_schema=db_schema,
         http_port=port,
-        github_api_url=sandbox_server.url,
+        github_api_url=github_url,
         github_token=SecretStr("sandbox-token"),
         github_webhook_secret=SecretStr(WEBHOOK_SECRET),
         model_base_url=f"{model_server.url}/v1",
@@ -127,7 +139,7 @@ async def running_pipeline(
                         host,
                         url,
                         sandbox,
-                        sandbox_server.url,
+                        github_url,
                         http,
                         slack=slack_sandbox,
                         slack_url=slack_server.url if slack_server is not None else "",
@@ -136,7 +148,8 @@ async def running_pipeline(
                 await host.stop()
                 await server.stop()
     finally:
-        await sandbox_server.stop()
+        if sandbox_server is not None:
+            await sandbox_server.stop()
         await model_server.stop()
         if slack_server is not None:
             await slack_server.stop()

@@ -124,13 +124,18 @@ class RemediationOutcome(StrEnum):
 
 
 class FailedJob(Frozen):
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", serialize_by_alias=True, validate_by_alias=True, validate_by_name=True
+    )
+
     job_id: int
     name: CleanText
     failed_steps: tuple[CleanText, ...] = ()
-    log_excerpt: CleanText = ""
-    """A bounded tail of the job log (never the whole log)."""
+    log_tail: CleanText = Field(default="", alias="log_excerpt")
+    """A bounded tail of the job log (never the whole log), not the analyzer's excerpt. On the wire
+    it keeps its published name ``log_excerpt``, so services of either version read each other."""
     log_ref: CleanText | None = None
-    """Where the excerpt was stored when it was too large to travel inline."""
+    """Where the whole tail was stored when it was too large to travel inline."""
     log_truncated: bool = False
     log_unavailable_reason: CleanText | None = None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -28,7 +28,11 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class RecordConflict(Exception):
-    """Another writer changed the record since it was read."""
+    """Another writer changed the record since it was read (or, for :meth:`RecordStore.change`,
+    kept changing it through every retry)."""
+
+
+MAX_CHANGE_TRIES = 64
 
 
 @dataclass(frozen=True)
@@ -82,13 +86,12 @@ class RecordStore(Generic[M]):
             return None
         return int(entry.revision or 0) if entry.value else None
 
-    async def create(self, key: str, record: M) -> bool:
-        """Write only if absent; False when the key already holds a record."""
+    async def create(self, key: str, record: M) -> int | None:
+        """Write only if absent: the new revision, or None when the key already holds a record."""
         try:
-            await self.kv.create(key, record.model_dump_json().encode())
+            return int(await self.kv.create(key, record.model_dump_json().encode()))
         except KeyWrongLastSequenceError:
-            return False
-        return True
+            return None
 
     async def replace(self, key: str, record: M, revision: int) -> int:
         """Compare-and-set: write only if the record is still at ``revision``."""
@@ -97,16 +100,48 @@ class RecordStore(Generic[M]):
         except KeyWrongLastSequenceError:
             raise RecordConflict(f"{key} changed since revision {revision}") from None
 
+    async def change(self, key: str, step: Callable[[M | None], M | None]) -> tuple[M | None, M | None]:
+        """Read, compute the next record, write it only if nobody wrote in between; else retry.
+
+        ``step`` is pure (it may run several times). It returns the record to write, or None
+        to write nothing. The result is ``(before, after)``; with no write, ``after`` is
+        ``before``. Two replicas changing one record concurrently both end up applied, in
+        some order, never one lost.
+        """
+        for _ in range(MAX_CHANGE_TRIES):
+            revision = await self.revision(key)
+            found = await self.get(key) if revision is not None else None
+            if found is not None and found.revision != revision:
+                continue  # written between the two reads
+            before = found.record if found else None  # unreadable garbage counts as absent
+            after = step(before)
+            if after is None or after == before:
+                return before, before
+            try:
+                if revision is not None:
+                    await self.replace(key, after, revision)  # only if nobody wrote since we read
+                elif not await self.create(key, after):
+                    continue
+            except RecordConflict:
+                continue
+            return before, after
+        raise RecordConflict(f"{key}: {MAX_CHANGE_TRIES} concurrent writers in a row")
+
+    async def delete(self, key: str) -> None:
+        with contextlib.suppress(KeyNotFoundError):
+            await self.kv.delete(key)
+
     async def put(self, key: str, record: M) -> int:
         return int(await self.kv.put(key, record.model_dump_json().encode()))
 
-    async def keys(self) -> list[str]:
+    async def keys(self, prefix: str = "") -> list[str]:
+        """Keys starting with ``prefix`` (a bucket may hold several kinds of record, one per prefix)."""
         with contextlib.suppress(NoKeysError):
-            return list(await self.kv.keys())
+            return [key for key in await self.kv.keys() if key.startswith(prefix)]
         return []
 
-    async def items(self) -> AsyncIterator[tuple[str, Versioned[M]]]:
-        for key in await self.keys():
+    async def items(self, prefix: str = "") -> AsyncIterator[tuple[str, Versioned[M]]]:
+        for key in await self.keys(prefix):
             found = await self.get(key)
             if found is not None:
                 yield key, found

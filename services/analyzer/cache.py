@@ -10,17 +10,13 @@ never cached.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
-from pydantic import ValidationError
 
-from medic.bus import open_key_value
 from medic.events import AnalysisMethod
-from medic.services.analyzer.model_path import LogAnalysisLike, RefinedAnalysis
+from medic.records import RecordStore
+from medic.services.analyzer.analysis import LogAnalysis
 
 
 def cache_key(repository: str, fingerprint: str) -> str | None:
@@ -32,37 +28,35 @@ def cache_key(repository: str, fingerprint: str) -> str | None:
 
 
 class AnalysisCache:
-    def __init__(self, kv: KeyValue) -> None:
-        self.kv = kv
+    def __init__(self, store: RecordStore[LogAnalysis]) -> None:
+        self.store = store
 
     @classmethod
     async def open(cls, js: JetStreamContext, bucket: str) -> AnalysisCache:
-        return cls(await open_key_value(js, bucket))
+        return cls(await RecordStore.open(js, bucket, LogAnalysis))
 
-    async def get(self, repository: str, current: LogAnalysisLike) -> RefinedAnalysis | None:
+    async def get(self, repository: str, current: LogAnalysis) -> LogAnalysis | None:
         """The cached verdict for this repository's failure, carrying the current failure's text."""
         key = cache_key(repository, current.fingerprint)
         if key is None:
             return None
-        with contextlib.suppress(KeyNotFoundError, ValidationError):
-            entry = await self.kv.get(key)
-            if entry.value:
-                cached = RefinedAnalysis.model_validate_json(entry.value)
-                return cached.model_copy(
-                    update={
-                        "method": AnalysisMethod.CACHE,
-                        "prompt_tokens": 0,
-                        "completion_tokens": 0,
-                        "excerpt": tuple(current.excerpt),
-                        "summary": current.summary,
-                        "matched_rules": tuple(current.matched_rules),
-                    }
-                )
-        return None
+        found = await self.store.get(key)  # an entry that does not read as a verdict is a miss
+        if found is None:
+            return None
+        return found.record.model_copy(
+            update={
+                "method": AnalysisMethod.CACHE,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "excerpt": tuple(current.excerpt),
+                "summary": current.summary,
+                "matched_rules": tuple(current.matched_rules),
+            }
+        )
 
-    async def put(self, repository: str, analysis: RefinedAnalysis) -> None:
+    async def put(self, repository: str, analysis: LogAnalysis) -> None:
         key = cache_key(repository, analysis.fingerprint)
         if key is None:
             return
         stored = analysis.model_copy(update={"excerpt": (), "summary": ""})
-        await self.kv.put(key, stored.model_dump_json().encode())
+        await self.store.put(key, stored)

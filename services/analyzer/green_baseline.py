@@ -16,15 +16,18 @@ import contextlib
 import hashlib
 import json
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
-from prometheus_client import REGISTRY, Counter
+from prometheus_client import Counter
 
 from medic.events import FailedJob, FailureDetectedPayload
 from medic.github.client import GitHubClient
 from medic.github.errors import GitHubError
+from medic.github.models import Job, WorkflowRun
+from medic.github.ratelimit import RATELIMIT_REMAINING
 
 MIN_REMAINING = 500
 """Below this many GitHub requests left in the window, no baseline is fetched."""
@@ -32,6 +35,8 @@ MAX_CACHED_BYTES = 900 * 1024
 """A compressed log above this is not cached (a NATS message carries about 1 MiB)."""
 CACHE_TTL_SECONDS = 24 * 3600.0
 MAX_BASELINE_BYTES = 2 * 1024 * 1024
+MAX_REMEMBERED_ATTEMPTS = 1024
+"""Green runs' job lists kept in memory (a few KB each)."""
 
 BASELINES = Counter("medic_analyzer_baselines_total", "Green-baseline lookups by outcome", ["outcome"])
 
@@ -48,8 +53,19 @@ def cache_key(repository: str, workflow: str, job: str, branch: str) -> str:
 
 
 def budget_allows(min_remaining: int = MIN_REMAINING) -> bool:
-    """False when the GitHub client last saw fewer than ``min_remaining`` core requests left."""
-    remaining = REGISTRY.get_sample_value("medic_github_ratelimit_remaining", {"resource": "core"})
+    """False when the GitHub client last saw fewer than ``min_remaining`` core requests left.
+
+    Reads the one gauge: ``REGISTRY.get_sample_value`` collects every metric of the process,
+    which took 3% of the pipeline's CPU when called for every failed job."""
+    remaining = next(
+        (
+            sample.value
+            for metric in RATELIMIT_REMAINING.collect()
+            for sample in metric.samples
+            if sample.labels.get("resource") == "core"
+        ),
+        None,
+    )
     return remaining is None or remaining >= min_remaining
 
 
@@ -62,6 +78,7 @@ class GreenBaselines:
         self.github = github
         self.kv = kv
         self.min_remaining = min_remaining
+        self._jobs: OrderedDict[tuple[str, int, int], tuple[Job, ...]] = OrderedDict()
 
     async def for_job(self, failure: FailureDetectedPayload, job: FailedJob) -> GreenLog | None:
         workflow = failure.workflow_path or failure.workflow_name
@@ -92,7 +109,7 @@ class GreenBaselines:
                 same_workflow = run.path == workflow if failure.workflow_path else run.name == workflow
                 if run.id == failure.run_id or not same_workflow or run.conclusion != "success":
                     continue
-                jobs = await self.github.list_jobs(failure.repository, run.id)
+                jobs = await self._jobs_of(failure.repository, run)
                 green = next((j for j in jobs if j.name == job.name and j.conclusion == "success"), None)
                 if green is None:
                     continue
@@ -101,6 +118,24 @@ class GreenBaselines:
                 )
                 return GreenLog(run.id, log.text) if log.text else None
         return None
+
+    async def _jobs_of(self, repository: str, run: WorkflowRun) -> tuple[Job, ...]:
+        """Jobs of a successful run's latest attempt, asked for once per (run, attempt).
+
+        A finished attempt's jobs never change, and the same few green runs are searched for
+        every failure of their repository: asking again cost most of the analyzer's CPU in the
+        pipeline bench. A re-run is a new attempt, hence a new key.
+        """
+        key = (repository.lower(), run.id, run.run_attempt)
+        jobs = self._jobs.get(key)
+        if jobs is not None:
+            self._jobs.move_to_end(key)
+            return jobs
+        jobs = tuple(await self.github.list_jobs(repository, run.id))
+        self._jobs[key] = jobs
+        while len(self._jobs) > MAX_REMEMBERED_ATTEMPTS:
+            self._jobs.popitem(last=False)
+        return jobs
 
     async def _cached(self, key: str) -> GreenLog | None:
         if self.kv is None:

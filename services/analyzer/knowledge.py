@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from medic.services.analyzer.compiled_rules import CompiledRulesCache, default_cache_dir
 from medic.services.analyzer.matcher import Engine, Matcher
@@ -28,7 +28,11 @@ class KnowledgeBase:
 
     @classmethod
     def from_rules(
-        cls, rules: Sequence[Rule], *, engine: Engine = "auto", cache: CompiledRulesCache | None = None
+        cls,
+        rules: Sequence[Rule],
+        *,
+        engine: Engine = "auto",
+        cache: CompiledRulesCache | Literal["user"] | None = "user",
     ) -> KnowledgeBase:
         rules = tuple(rules)
         return cls(rules=rules, matcher=Matcher(rules, engine=engine, cache=cache))
@@ -40,7 +44,7 @@ class KnowledgeBase:
         organisation: Path | None = None,
         repository: Path | None = None,
         engine: Engine = "auto",
-        cache: CompiledRulesCache | None = None,
+        cache: CompiledRulesCache | Literal["user"] | None = "user",
     ) -> KnowledgeBase:
         """Default rules overridden by the organisation's file, then the repository's."""
         rules = load_knowledge_rules(organisation=organisation, repository=repository)

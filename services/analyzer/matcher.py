@@ -25,6 +25,7 @@ from medic.services.analyzer.compiled_rules import (
     CompiledRulesCache,
     cache_key,
     decode_layers,
+    default_cache_dir,
     encode_layers,
 )
 from medic.services.analyzer.rules import Rule, re2_options
@@ -287,8 +288,17 @@ class Matcher:
     """All rules compiled once; ``scan_lines`` reports which rules hit which lines."""
 
     def __init__(
-        self, rules: Sequence[Rule], *, engine: Engine = "auto", cache: CompiledRulesCache | None = None
+        self,
+        rules: Sequence[Rule],
+        *,
+        engine: Engine = "auto",
+        cache: CompiledRulesCache | Literal["user"] | None = "user",
     ) -> None:
+        """``cache="user"`` keeps the compiled database under ``default_cache_dir()`` (read now, not
+        at import), so every matcher of a process, not only the knowledge base's, compiles once per
+        machine; None compiles every time."""
+        if cache == "user":
+            cache = CompiledRulesCache(default_cache_dir())
         self.rules = tuple(rules)
         patterns = [_Pattern(i, p) for i, rule in enumerate(self.rules) for p in rule.patterns]
         use_hyperscan = engine == "hyperscan" or (engine == "auto" and hyperscan_available())

@@ -76,7 +76,7 @@ async def failed_jobs(
                 job_id=job.id,
                 name=job.name,
                 failed_steps=tuple(job.failed_steps),
-                log_excerpt=text,
+                log_tail=text,
                 log_ref=ref,
                 log_truncated=truncated,
                 log_unavailable_reason=reason,

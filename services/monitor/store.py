@@ -35,6 +35,10 @@ class Cursor(BaseModel):
     """Run attempts seen whose ``updated_at`` equals the cursor: GitHub stamps to the second."""
     last_run_id: int = 0
     etag: str | None = None
+    recent: tuple[str, ...] = ()
+    """Failed attempts already seen within ``LATE_WINDOW`` before the cursor: a run can show up
+    stamped a little before a run already seen (listing is not instantaneous), and is then
+    still found once, not skipped (``make chaos`` lost such runs)."""
 
 
 class Lease(BaseModel):
@@ -81,7 +85,7 @@ class PollState:
         if current is None:
             revision = await self.leases.revision(key)
             if revision is None:
-                return await self.leases.create(key, fresh)
+                return await self.leases.create(key, fresh) is not None
         elif current.record.expires_at > time.time():
             return False
         else:

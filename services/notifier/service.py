@@ -47,7 +47,7 @@ class NotifierService(Service):
     async def start(self) -> None:
         if self.slack is None or self.bus is None or self.settings is None:
             return
-        store = await ThreadStore.open(self.bus.js, f"{self.bus.topology.stream}_slack_threads")
+        store = await ThreadStore.open(self.bus.js, self.bus.topology)
         self.teller = ThreadTeller(settings=self.settings, slack=self.slack, store=store)
 
     def ready(self) -> bool:

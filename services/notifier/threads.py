@@ -8,17 +8,15 @@ not repeated blindly), and the approval card. Updates are compare-and-set on the
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict
 
-from medic.bus import open_key_value
+from medic.bus import Bucket, Topology
+from medic.records import RecordConflict, RecordStore
 from medic.services.notifier.facts import Facts
 
 MAX_CAS_ATTEMPTS = 20
@@ -61,28 +59,22 @@ class ThreadConflict(Exception):
 
 
 class ThreadStore:
-    def __init__(self, kv: KeyValue) -> None:
-        self.kv = kv
+    """Thread records on the kernel's record store, keyed by failure id."""
+
+    def __init__(self, records: RecordStore[ThreadRecord]) -> None:
+        self.records = records
 
     @classmethod
-    async def open(cls, js: JetStreamContext, bucket: str) -> ThreadStore:
-        return cls(await open_key_value(js, bucket, history=1))
+    async def open(cls, js: JetStreamContext, topology: Topology) -> ThreadStore:
+        return cls(await RecordStore.open(js, topology.bucket(Bucket.SLACK_THREADS), ThreadRecord))
 
     async def get(self, failure_id: str) -> tuple[ThreadRecord, int] | None:
-        try:
-            entry = await self.kv.get(failure_id)
-        except KeyNotFoundError:
-            return None
-        if entry.value is None:
-            return None
-        return ThreadRecord.model_validate_json(entry.value), int(entry.revision or 0)
+        found = await self.records.get(failure_id)
+        return (found.record, found.revision) if found else None
 
     async def create(self, record: ThreadRecord) -> int | None:
         """The new revision, or None when the failure already has a record."""
-        try:
-            return int(await self.kv.create(record.failure_id, record.model_dump_json().encode()))
-        except KeyWrongLastSequenceError:
-            return None
+        return await self.records.create(record.failure_id, record)
 
     async def mutate(self, failure_id: str, change: Callable[[ThreadRecord], ThreadRecord]) -> ThreadRecord:
         """Apply ``change`` to the current record, retrying on concurrent writes.
@@ -98,7 +90,9 @@ class ThreadStore:
             changed = change(record)
             if changed == record:
                 return record
-            with contextlib.suppress(KeyWrongLastSequenceError):
-                await self.kv.update(failure_id, changed.model_dump_json().encode(), last=revision)
-                return changed
+            try:
+                await self.records.replace(failure_id, changed, revision)
+            except RecordConflict:
+                continue
+            return changed
         raise ThreadConflict(f"thread record {failure_id} kept changing under us")

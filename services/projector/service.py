@@ -7,6 +7,8 @@ before the consumer delivers the first event.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -27,6 +29,15 @@ from medic.services.projector.unapplied import Unreadable, decode_or_unreadable
 from medic.telemetry import logger
 
 log = logger(__name__)
+
+OUTAGE_PATIENCE_SECONDS = 900.0
+"""How long one delivery waits for PostgreSQL before giving up (and being redelivered)."""
+DATABASE_AWAY: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, cannot connect now
+)
 
 
 class ProjectorService(Service):
@@ -70,20 +81,40 @@ class ProjectorService(Service):
         return decode_or_unreadable
 
     async def handle(self, event: Event | Unreadable, delivery: Delivery) -> None:
-        async with self.pool.acquire() as conn:
-            applied = await apply_or_record(conn, [_received(event, delivery)])
+        applied = await self._through_outages([_received(event, delivery)], [delivery])
         PROJECTED_EVENTS.labels("applied" if applied else "duplicate").inc()
         PROJECTION_BATCH.observe(1)
         PROJECTION_LAG.set(delivery.msg.metadata.num_pending or 0)
 
     async def handle_batch(self, items: list[tuple[Event | Unreadable, Delivery]]) -> None:  # type: ignore[override]
         """A backlog in one transaction (the chain lock is taken once, not per event)."""
-        async with self.pool.acquire() as conn:
-            applied = await apply_or_record(conn, [_received(event, delivery) for event, delivery in items])
+        received = [_received(event, delivery) for event, delivery in items]
+        applied = await self._through_outages(received, [delivery for _, delivery in items])
         PROJECTED_EVENTS.labels("applied").inc(applied)
         PROJECTED_EVENTS.labels("duplicate").inc(len(items) - applied)
         PROJECTION_BATCH.observe(len(items))
         PROJECTION_LAG.set(items[-1][1].msg.metadata.num_pending or 0)
+
+    async def _through_outages(self, received: list[Received], deliveries: list[Delivery]) -> int:
+        """Apply, waiting out a database outage inside the handler (keeping the messages ours with
+        ``in_progress``) instead of spending redeliveries: a PostgreSQL restart must not send
+        events to the dead letters, where the audit trail would never see them."""
+        waited, pause = 0.0, 0.5
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    return await apply_or_record(conn, received)
+            except DATABASE_AWAY as exc:
+                if waited >= OUTAGE_PATIENCE_SECONDS:
+                    raise
+                log.warning(
+                    "projector_waiting_for_database", waited_seconds=round(waited, 1), error=repr(exc)
+                )
+                for delivery in deliveries:
+                    with contextlib.suppress(Exception):  # the bus may be away too; redelivery then
+                        await delivery.in_progress()
+                await asyncio.sleep(pause)
+                waited, pause = waited + pause, min(pause * 2, 5.0)
 
     def router(self) -> APIRouter:
         return build_router(lambda: self.pool)

@@ -18,7 +18,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 
 from medic.bus import Bucket, Topology
-from medic.records import RecordConflict, RecordStore, hashed_key
+from medic.records import RecordStore, hashed_key
 from medic.services.safety_gate.guards import Breaker, HourlyBudget, Incident, Record, Switches, hour_of
 
 _R = TypeVar("_R", bound=Record)
@@ -37,30 +37,6 @@ class AutomaticGrant(Record):
     """A failure the gate let through on its own (the breaker counts only these)."""
 
     repository: str
-
-
-async def change(
-    store: RecordStore[_R], key: str, step: Callable[[_R | None], _R | None]
-) -> tuple[_R | None, _R | None]:
-    """Apply ``step`` under compare-and-set; return (before, after). ``None`` from step: no write."""
-    for _ in range(_MAX_TRIES):
-        revision = await store.revision(key)
-        found = await store.get(key) if revision is not None else None
-        if found is not None and found.revision != revision:
-            continue  # changed between the two reads
-        before = found.record if found else None  # unreadable garbage counts as absent
-        after = step(before)
-        if after is None or after == before:
-            return before, before if after is None else after
-        try:
-            if revision is not None:
-                await store.replace(key, after, revision)  # only if nobody wrote since we read
-            elif not await store.create(key, after):
-                continue
-        except RecordConflict:
-            continue
-        return before, after
-    raise PolicyConflict(f"{key}: too many concurrent writers")
 
 
 class PolicyStore:
@@ -117,27 +93,27 @@ class PolicyStore:
     # --- changing ------------------------------------------------------------------------
 
     async def set_switches(self, step: Callable[[Switches], Switches]) -> tuple[Switches, Switches]:
-        before, after = await change(self._switches, SWITCHES_KEY, lambda s: step(s or Switches()))
+        before, after = await self._switches.change(SWITCHES_KEY, lambda s: step(s or Switches()))
         return before or Switches(), after or Switches()
 
     async def change_breaker(
         self, repository: str, step: Callable[[Breaker], Breaker]
     ) -> tuple[Breaker | None, Breaker | None]:
         key = hashed_key("breaker", repository)
-        return await change(self._breakers, key, lambda b: step(b or Breaker(repository=repository)))
+        return await self._breakers.change(key, lambda b: step(b or Breaker(repository=repository)))
 
     async def change_incident(
         self, fingerprint: str, step: Callable[[Incident], Incident]
     ) -> tuple[Incident | None, Incident | None]:
         key = hashed_key("incident", fingerprint)
-        return await change(self._incidents, key, lambda i: step(i or Incident(fingerprint=fingerprint)))
+        return await self._incidents.change(key, lambda i: step(i or Incident(fingerprint=fingerprint)))
 
     async def change_budget(
         self, organisation: str, at: datetime, step: Callable[[HourlyBudget], HourlyBudget | None]
     ) -> tuple[HourlyBudget | None, HourlyBudget | None]:
         key = f"{hashed_key('budget', organisation)}.{hour_of(at)}"
         fresh = HourlyBudget(organisation=organisation.lower(), hour=hour_of(at))
-        return await change(self._budgets, key, lambda b: step(b or fresh))
+        return await self._budgets.change(key, lambda b: step(b or fresh))
 
     # --- which failures the gate let through on its own ----------------------------------
 

@@ -23,6 +23,7 @@ from medic.services.projector.chain import verify_chain
 from medic.services.projector.commands import audit_app
 from medic.services.projector.replay import replay
 from medic.services.projector.service import ProjectorService
+from tests.attacks.tally import TALLY
 from tests.integration.monitor_support import (
     SECRET,
     monitor_world,
@@ -80,7 +81,7 @@ async def test_a_nul_byte_in_a_job_log_keeps_the_detection_in_the_audit_trail(
         response = await post_webhook(url, "workflow_run", run_completed_payload(world, run))
         assert response.status_code == 202
         [event] = await wait_for_detected(bus, 1)
-    assert "\x00" not in event.payload.failed_jobs[0].log_excerpt
+    assert "\x00" not in event.payload.failed_jobs[0].log_tail
     rows = await audit_rows(projector, event.failure_id, expect=1)
     assert [r["action"] for r in rows] == ["FailureDetected"]
     excerpt = rows[0]["details"]["payload"]["failed_jobs"][0]["log_excerpt"]
@@ -111,9 +112,26 @@ async def test_signed_webhooks_with_ids_out_of_range_are_refused(bus: Bus, craft
     async with monitor_world(bus) as world:
         run = world.sandbox.add_failed_run("acme/ids", "unit_test_assertion")
         url = await world.serve(await world.monitor(**WEBHOOK_ONLY))
-        response = await post_webhook(url, "workflow_run", _run_payload(world, run, **crafted))
+        payload = _run_payload(world, run, **crafted)
+        response = await post_webhook(url, "workflow_run", payload)
+        unsigned = await _post_unsigned(url, json.dumps(payload).encode())
+        TALLY.add(
+            "crafted webhooks (signed, unsigned)",
+            tried=2,
+            server_errors=sum(r.status_code >= 500 for r in (response, unsigned)),
+            wrongly_accepted=sum(r.is_success for r in (response, unsigned)),
+        )
         assert response.status_code == 400, response.text
+        assert unsigned.status_code == 401
         assert await wait_for_detected(bus, 1, within=1.0) == []
+
+
+async def _post_unsigned(url: str, body: bytes) -> Any:
+    import httpx
+
+    headers = {"X-GitHub-Event": "workflow_run", "Content-Type": "application/json"}
+    async with httpx.AsyncClient() as client:
+        return await client.post(f"{url}/webhooks/github", content=body, headers=headers)
 
 
 async def test_a_job_webhook_with_a_run_id_past_bigint_is_refused(bus: Bus) -> None:

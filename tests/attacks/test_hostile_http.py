@@ -15,6 +15,7 @@ from medic.bus import Bus
 from medic.config import load_settings
 from medic.runtime import HttpServer, ServiceHost
 from medic.services.projector.service import ProjectorService
+from tests.attacks.tally import TALLY
 
 NUL_QUERIES = [
     "/api/audit?repository=acme%00",
@@ -51,6 +52,12 @@ async def api(bus: Bus, database_url: str, db_schema: str) -> AsyncIterator[str]
 async def test_control_characters_in_queries_are_a_400(api: str, path: str) -> None:
     async with httpx.AsyncClient() as client:
         response = await client.get(f"{api}{path}")
+    TALLY.add(
+        "hostile queries and paths",
+        tried=1,
+        server_errors=int(response.status_code >= 500),
+        wrongly_accepted=int(response.is_success),
+    )
     assert response.status_code == 400, (path, response.status_code, response.text)
     assert "detail" in response.json()
 
@@ -78,4 +85,10 @@ async def test_hostile_json_bodies_are_a_400_before_any_route(api: str, body: by
         response = await client.post(
             f"{api}/api/anything", content=body, headers={"content-type": "application/json"}
         )
+    TALLY.add(
+        "hostile JSON bodies",
+        tried=1,
+        server_errors=int(response.status_code >= 500),
+        wrongly_accepted=int(response.is_success),
+    )
     assert response.status_code == 400, response.text

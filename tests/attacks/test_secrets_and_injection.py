@@ -3,7 +3,8 @@
 The whole pipeline runs in this process over real NATS, PostgreSQL and HTTP (the sandbox
 GitHub and model on their own ports). A failure carries seven kinds of secret in its job
 log and one in its commit message; afterwards every output we can reach is searched for
-them: the requests the model received, every event on the stream and in the dead letters,
+them: the requests the model received, the messages sent to Slack, every event on the stream and
+in the dead letters,
 the database's rows, the API and its exports, the dashboard. Then the same failure with
 "IGNORE PREVIOUS INSTRUCTIONS" in its log, commit message and branch name must get exactly
 the gate decision and action of the plain one.
@@ -87,6 +88,8 @@ async def every_output(
     outputs: dict[str, str] = {}
     model_url = str(pipeline.settings.model_base_url).removesuffix("/v1")
     outputs["model requests"] = (await http.get(f"{model_url}/_sandbox/requests")).text
+    if pipeline.slack is not None:  # every call the notifier and approval made to Slack, bodies included
+        outputs["slack messages"] = json.dumps(pipeline.slack.requests, default=str)
     outputs["events"] = await _stream_text(pipeline, pipeline.settings.stream_name)
     outputs["dead letters"] = await _stream_text(pipeline, f"{pipeline.settings.stream_name}_DLQ")
     conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
@@ -128,7 +131,7 @@ async def test_no_seeded_secret_reaches_any_output_and_injection_moves_no_gate(
     nats_url: str, database_url: str, topology: Topology, db_schema: str
 ) -> None:
     async with running_pipeline(
-        nats_url=nats_url, database_url=database_url, topology=topology, db_schema=db_schema
+        nats_url=nats_url, database_url=database_url, topology=topology, db_schema=db_schema, slack=True
     ) as pipeline:
         plain = pipeline.sandbox.add_failed_run(
             "acme/deploy", "opaque_script_failure", log=bytes_source(LOG.encode())

@@ -1,5 +1,6 @@
 """``make bench``: one JSON object per figure on stdout, baselines measured in the same run.
 
+BENCH_PROFILE=0 leaves out the pipeline's pyinstrument profile (its CPU split by service).
 Sizes can be changed with BENCH_FAILURES (pipeline), BENCH_RAW_MESSAGES (JetStream
 baseline), BENCH_SLACK_FAILURES / BENCH_SLACK_CLICKS (Slack notices and clicks) and
 BENCH_REPLAY_EVENTS (projector replay; the issue asks for 1,000,000, which
@@ -21,7 +22,7 @@ from medic.embedded import EmbeddedNats, EmbeddedPostgres
 
 
 @contextlib.contextmanager
-def servers() -> Iterator[tuple[str, str]]:
+def servers() -> Iterator[tuple[str, str, int | None]]:
     with tempfile.TemporaryDirectory(prefix="medic-bench-") as tmp:
         nats = None if os.environ.get("NATS_URL") else EmbeddedNats.start(Path(tmp) / "nats")
         pg = (
@@ -30,7 +31,11 @@ def servers() -> Iterator[tuple[str, str]]:
             else EmbeddedPostgres.start(Path(tmp) / "pg", delete_on_stop=True)
         )
         try:
-            yield (os.environ.get("NATS_URL") or nats.url, os.environ.get("DATABASE_URL") or pg.url)  # type: ignore[union-attr]
+            yield (
+                os.environ.get("NATS_URL") or nats.url,  # type: ignore[union-attr]
+                os.environ.get("DATABASE_URL") or pg.url,  # type: ignore[union-attr]
+                nats.process.pid if nats is not None else None,
+            )
         finally:
             if pg is not None:
                 pg.stop()
@@ -45,12 +50,20 @@ def emit(figures: list[dict[str, Any]]) -> None:
         print(json.dumps(figure), flush=True)
 
 
-async def main(nats_url: str, database_url: str) -> None:
+async def main(nats_url: str, database_url: str, nats_pid: int | None = None) -> None:
     from tests.bench import pipeline_bench
 
     failures = int(os.environ.get("BENCH_FAILURES", "500"))
     raw_messages = int(os.environ.get("BENCH_RAW_MESSAGES", "20000"))
-    pipeline = await pipeline_bench.pipeline_figures(nats_url, database_url, failures=failures)
+    pipeline = await pipeline_bench.pipeline_figures(
+        nats_url, database_url, failures=failures, nats_pid=nats_pid
+    )
+    if os.environ.get("BENCH_PROFILE", "1") != "0":
+        emit(
+            await pipeline_bench.pipeline_figures(
+                nats_url, database_url, failures=min(failures, 200), nats_pid=nats_pid, profile=True
+            )
+        )
     raw = await pipeline_bench.raw_jetstream_figures(nats_url, messages=raw_messages, size=2048)
     emit(pipeline + raw)
     rate = pipeline[0]["value"]
@@ -98,5 +111,5 @@ if __name__ == "__main__":
     from medic.telemetry import configure
 
     configure("ci-medic-bench", level="WARNING")  # logs to stderr; stdout carries only figures
-    with servers() as (nats_url, database_url):
-        asyncio.run(main(nats_url, database_url))
+    with servers() as (nats_url, database_url, nats_pid):
+        asyncio.run(main(nats_url, database_url, nats_pid))

@@ -224,6 +224,8 @@ async def dead_letters(nats_url: str) -> list[str]:
             info = await js.stream_info("MEDIC_EVENTS_DLQ")
         except Exception:
             return []
+        if not info.state.messages:
+            return []
         ids: list[str] = []
         for seq in range(info.state.first_seq, info.state.last_seq + 1):
             try:

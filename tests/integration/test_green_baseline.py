@@ -53,7 +53,7 @@ def failure_of(sandbox: SandboxGitHub, scenario: str = "network_error") -> Failu
         workflow_path=run.workflow_path,
         branch="main",
         detected_at=datetime.now(UTC),
-        failed_jobs=(FailedJob(job_id=job.id, name=job.name, log_excerpt="npm ERR! code ECONNRESET\n"),),
+        failed_jobs=(FailedJob(job_id=job.id, name=job.name, log_tail="npm ERR! code ECONNRESET\n"),),
     )
 
 
@@ -76,6 +76,35 @@ async def test_the_last_green_log_of_the_same_job_is_found_then_cached(
     finally:
         with contextlib.suppress(Exception):
             await bus.js.delete_key_value(bus.topology.bucket(Bucket.GREEN_LOGS))
+
+
+def jobs_requests() -> float:
+    route = "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs"
+    return (
+        REGISTRY.get_sample_value("medic_github_requests_total", {"method_route": route, "status": "200"})
+        or 0.0
+    )
+
+
+async def test_a_green_runs_jobs_are_asked_for_once_per_attempt(
+    github: tuple[SandboxGitHub, GitHubClient],
+) -> None:
+    sandbox, client = github
+    first, second = failure_of(sandbox), failure_of(sandbox, "runner_lost")
+    assert first.failed_jobs[0].name != second.failed_jobs[0].name or first.run_id != second.run_id
+    sandbox.add_passed_run(REPO, job_names=("some other job",))  # searched, holds neither job
+    finder = GreenBaselines(client, None)
+    before = jobs_requests()
+    await finder.for_job(first, first.failed_jobs[0])
+    asked = jobs_requests() - before
+    assert asked >= 1
+    await finder.for_job(second, second.failed_jobs[0])
+    await finder.for_job(first, first.failed_jobs[0])
+    assert jobs_requests() - before == asked
+    newer = sandbox.add_passed_run(REPO, job_names=(first.failed_jobs[0].name,))
+    found = await finder.for_job(first, first.failed_jobs[0])
+    assert found is not None and found.run_id == newer.id
+    assert jobs_requests() - before == asked + 1
 
 
 async def test_no_request_is_spent_when_the_budget_is_low(github: tuple[SandboxGitHub, GitHubClient]) -> None:

@@ -57,7 +57,7 @@ async def test_a_failed_job_reports_its_run_even_without_a_workflow_run_webhook(
         assert (payload.run_id, payload.run_attempt, payload.workflow_name) == (run.id, 1, "CI")
         assert payload.commit_message == run.commit_message  # fetched from the run, not in the job payload
         assert payload.pull_requests == (7,)
-        assert payload.failed_jobs[0].log_excerpt
+        assert payload.failed_jobs[0].log_tail
         # the run's own webhook for the same attempt arrives later: still one failure
         late = await post_webhook(url, "workflow_run", run_completed_payload(world, run), delivery="d-2")
         assert late.status_code == 202

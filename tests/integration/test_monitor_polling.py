@@ -55,7 +55,7 @@ async def test_polling_finds_failures_and_emits_each_once(bus: Bus) -> None:
         events = await all_detected(bus)
         assert attempts(events) == [(REPO, first.id, 1), (REPO, second.id, 1)]
         assert {e.payload.source for e in events} == {"poll"}
-        assert all(e.payload.failed_jobs and e.payload.failed_jobs[0].log_excerpt for e in events)
+        assert all(e.payload.failed_jobs and e.payload.failed_jobs[0].log_tail for e in events)
         assert monitor.poller is not None and monitor.poller.stats["polled"] >= 3
 
 
@@ -139,7 +139,7 @@ async def test_an_exhausted_rate_limit_pauses_polling_until_reset_and_loses_noth
         assert await all_detected(bus) == []
         events = await wait_for_detected(bus, 1, within=6)
         assert attempts(events) == [(REPO, run.id, 1)]
-        assert events[0].payload.failed_jobs[0].log_excerpt
+        assert events[0].payload.failed_jobs[0].log_tail
 
 
 async def test_garbage_cursors_and_bad_names_are_ignored_with_a_log(bus: Bus) -> None:

@@ -217,7 +217,7 @@ async def test_a_crash_between_posting_a_reply_and_recording_it_does_not_post_it
 ) -> None:
     settings = notifier_settings(slack)
     client = SlackClient(token=slack.slack.token, base_url=slack.api_url, pacer=ChannelPacer(per_second=50))
-    store = await ThreadStore.open(bus.js, f"{bus.topology.stream}_slack_threads")
+    store = await ThreadStore.open(bus.js, bus.topology)
     teller = ThreadTeller(settings=settings, slack=client, store=store)
     detected, analysed, *_ = story(run_id=5)
     await teller.tell(detected)

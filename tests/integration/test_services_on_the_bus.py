@@ -177,7 +177,7 @@ def detected(*, run_id: int, log: str = "", branch: str = "main") -> FailureDete
             workflow_name="CI",
             branch=branch,
             detected_at=utc_now(),
-            failed_jobs=(FailedJob(job_id=run_id * 10, name="test", log_excerpt=log),),
+            failed_jobs=(FailedJob(job_id=run_id * 10, name="test", log_tail=log),),
         ),
     )
 

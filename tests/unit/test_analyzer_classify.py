@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from medic.events import ActionKind, AnalysisMethod, Category, FailedJob, RunHistory
-from medic.services.analyzer.classify import LogAnalysis, analyze_failure, analyze_log, is_confident
+from medic.services.analyzer.analysis import LogAnalysis
+from medic.services.analyzer.classify import analyze_failure, analyze_log, is_confident
 from medic.services.analyzer.knowledge import KnowledgeBase, default_knowledge_base
-from medic.services.analyzer.model_path import rules_only
+from medic.services.analyzer.second_opinion import rules_only
 
 SETUP = [f"2025-01-01T00:00:{i % 60:02d}.0000000Z step output {i}" for i in range(200)]
 PYTEST_FAILURE = [
@@ -201,7 +202,7 @@ def test_history_does_not_turn_a_compile_error_flaky(kb: KnowledgeBase) -> None:
 
 
 def job(job_id: int, *lines: str) -> FailedJob:
-    return FailedJob(job_id=job_id, name=f"job-{job_id}", log_excerpt="\n".join(lines))
+    return FailedJob(job_id=job_id, name=f"job-{job_id}", log_tail="\n".join(lines))
 
 
 def test_several_jobs_the_riskier_known_cause_wins(kb: KnowledgeBase) -> None:

@@ -126,3 +126,25 @@ def test_a_megabyte_line_is_shown_cut_with_a_marker() -> None:
     excerpt = extract_excerpt(raw)
     long = next(line.text for line in excerpt if line.line == 2)
     assert len(long) <= 1000 and "[cut]" in long and long.endswith("the end")
+
+
+def test_failing_step_of_gitlab_and_taskcluster() -> None:
+    gitlab = [
+        "section_start:1700000000:prepare_script",
+        "ok",
+        "section_start:1700000001:step_script",
+        "$ make test",
+        "FAIL: test_total",
+        "ERROR: Job failed: exit code 1",
+    ]
+    step = find_failing_step(list(iter_clean_lines(gitlab)))
+    assert (step.start, step.end, step.name, step.system) == (3, 5, "make test", "gitlab")  # its `$ cmd` line
+    taskcluster = [
+        "[taskcluster 2025-02-12T02:47:21.832Z] Worker Type (t-linux) settings:",
+        "[task 2025-02-12T02:47:35.329Z] 02:47:35     INFO - running tests",
+        "[taskcluster:error] Aborting task...",
+        "[taskcluster:error] Task aborted - max run time exceeded",
+        "[taskcluster 2025-02-12T03:47:21.832Z] === Task Finished ===",
+    ]
+    step = find_failing_step(list(iter_clean_lines(taskcluster)))
+    assert (step.end, step.system) == (3, "taskcluster")

@@ -41,8 +41,8 @@ def test_bounded_text_says_it_was_cut() -> None:
 
 
 def test_events_clean_their_text_whoever_builds_them() -> None:
-    job = FailedJob(job_id=1, name="b\x00d", log_excerpt="\ud83d lone")
-    assert job.name == "b\ufffdd" and job.log_excerpt == "\ufffd lone"
+    job = FailedJob(job_id=1, name="b\x00d", log_tail="\ud83d lone")
+    assert job.name == "b\ufffdd" and job.log_tail == "\ufffd lone"
     job.model_dump_json()  # would raise on a lone surrogate
 
 
@@ -65,3 +65,12 @@ def test_control_characters() -> None:
     assert has_control_characters("a\u202eb")  # a bidi override makes "alice" read as another name
     assert has_control_characters("\x1b[31m")
     assert not has_control_characters("Zoë O'Brien")
+
+
+def test_the_log_tail_keeps_its_published_wire_name() -> None:
+    """In code the field says what it is (a tail); on the wire it stays ``log_excerpt``, so a service of
+    the previous version reads the log of a newer monitor's event and the other way round."""
+    job = FailedJob(job_id=1, name="build", log_tail="line\n")
+    wire = json.loads(job.model_dump_json())
+    assert wire["log_excerpt"] == "line\n" and "log_tail" not in wire
+    assert FailedJob.model_validate(wire).log_tail == "line\n"

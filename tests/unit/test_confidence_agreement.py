@@ -14,7 +14,7 @@ from medic.config import RepositoryPolicy
 from medic.events import ActionKind, AnalysisMethod, Category, FailedJob, GateOutcome
 from medic.services.analyzer.classify import analyze_failure
 from medic.services.analyzer.knowledge import default_knowledge_base
-from medic.services.analyzer.model_path import rules_only
+from medic.services.analyzer.second_opinion import rules_only
 from medic.services.safety_gate.policy import decide
 
 LOGS = Path(__file__).resolve().parents[1] / "data" / "logs" / "runner"
@@ -25,9 +25,9 @@ def test_the_cap_is_below_the_floor_whatever_the_comparison() -> None:
 
 
 def test_an_unexplained_job_beside_an_explained_one_needs_a_person() -> None:
-    explained = FailedJob(job_id=1, name="build", log_excerpt=(LOGS / "shutdown_signal.log").read_text())
+    explained = FailedJob(job_id=1, name="build", log_tail=(LOGS / "shutdown_signal.log").read_text())
     unexplained = FailedJob(
-        job_id=2, name="custom", log_excerpt=(LOGS / "custom_action_opaque_error.log").read_text()
+        job_id=2, name="custom", log_tail=(LOGS / "custom_action_opaque_error.log").read_text()
     )
     alone = analyze_failure([explained], knowledge_base=default_knowledge_base())
     assert alone.category is Category.INFRASTRUCTURE and alone.confidence >= AUTOMATIC_CONFIDENCE_FLOOR

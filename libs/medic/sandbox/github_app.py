@@ -19,10 +19,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medic.sandbox import github_payloads as payloads
+from medic.sandbox.github_http import github_error, link_header, links_for, page_of, route_path
 from medic.sandbox.github_limits import RATE_LIMIT_DOCS, parse_credential
 from medic.sandbox.github_orgs import beyond_contract_app
-from medic.sandbox.github_payloads import Links
-from medic.sandbox.github_store import Job, Repository, Run
+from medic.sandbox.github_store import GitHubStore, Job, Repository, Run
 
 if TYPE_CHECKING:
     from medic.sandbox.github import SandboxGitHub
@@ -30,43 +30,6 @@ if TYPE_CHECKING:
 CONTROL_PREFIX = "/_sandbox"
 LOG_URL_TTL_SECONDS = 60
 JOB_STATUSES = {"requested", "in_progress", "completed", "queued", "waiting", "pending"}
-
-
-def route_path(request: Request) -> str:
-    """The path inside this app, whether it is served alone or mounted under a prefix."""
-    path: str = request.scope["path"]
-    root: str = request.scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
-
-
-def links_for(request: Request) -> Links:
-    root: str = request.scope.get("root_path", "")
-    return Links(api=f"{request.url.scheme}://{request.url.netloc}{root}".rstrip("/"))
-
-
-def github_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"message": message, "documentation_url": "https://docs.github.com/rest", "status": str(status)}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _page(items: list[Any], per_page: int, page: int) -> list[Any]:
-    start = (page - 1) * per_page
-    return items[start : start + per_page]
-
-
-def _link_header(request: Request, total: int, per_page: int, page: int) -> dict[str, str]:
-    last = max((total + per_page - 1) // per_page, 1)
-    if last == 1:
-        return {}
-    base = links_for(request).api + route_path(request)
-    parts = []
-    if page < last:
-        parts += [f'<{base}?per_page={per_page}&page={page + 1}>; rel="next"']
-        parts += [f'<{base}?per_page={per_page}&page={last}>; rel="last"']
-    if page > 1:
-        parts += [f'<{base}?per_page={per_page}&page=1>; rel="first"']
-        parts += [f'<{base}?per_page={per_page}&page={page - 1}>; rel="prev"']
-    return {"Link": ", ".join(parts)}
 
 
 Routes = Callable[[FastAPI], None]
@@ -77,7 +40,24 @@ def build_app(
 ) -> FastAPI:
     """``more_routes`` are in the contract's subset; ``beyond`` GitHub documents but the subset lacks."""
     app = FastAPI(title="sandbox GitHub", docs_url=None, redoc_url=None, openapi_url=None)
-    store = sandbox.store
+    _errors_and_limits(app, sandbox)
+    find = _Lookups(sandbox.store)
+    _run_routes(app, sandbox, find)
+    _job_routes(app, sandbox, find)
+    _rerun_routes(app, sandbox, find)
+    _cache_and_rate_routes(app, sandbox, find)
+    for register in more_routes:
+        register(app)  # before the catch-all mount below
+    _control_routes(app, sandbox)
+    extras = beyond_contract_app(sandbox)
+    for register in beyond:
+        register(extras)
+    app.mount("", extras)  # last: it answers every path not matched above
+    return app
+
+
+def _errors_and_limits(app: FastAPI, sandbox: SandboxGitHub) -> None:
+    """GitHub's error bodies, and its rate limit and outages (as the sandbox's modes say) on every call."""
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -124,18 +104,29 @@ def build_app(
         response.headers.update(window.headers())
         return response
 
-    def repository_or_none(owner: str, repo: str) -> Repository | None:
-        return store.find_repository(owner, repo)
 
-    def run_or_none(owner: str, repo: str, run_id: int) -> Run | None:
-        found = repository_or_none(owner, repo)
-        run = store.runs.get(run_id)
+class _Lookups:
+    """Runs and jobs by their URL's owner/repo: another repository's id is not found, as on GitHub."""
+
+    def __init__(self, store: GitHubStore) -> None:
+        self.store = store
+
+    def repository(self, owner: str, repo: str) -> Repository | None:
+        return self.store.find_repository(owner, repo)
+
+    def run(self, owner: str, repo: str, run_id: int) -> Run | None:
+        found = self.repository(owner, repo)
+        run = self.store.runs.get(run_id)
         return run if found is not None and run is not None and run.repository is found else None
 
-    def job_or_none(owner: str, repo: str, job_id: int) -> tuple[Run, Job] | None:
-        job = store.jobs.get(job_id)
-        run = None if job is None else run_or_none(owner, repo, job.run_id)
+    def job(self, owner: str, repo: str, job_id: int) -> tuple[Run, Job] | None:
+        job = self.store.jobs.get(job_id)
+        run = None if job is None else self.run(owner, repo, job.run_id)
         return None if job is None or run is None else (run, job)
+
+
+def _run_routes(app: FastAPI, sandbox: SandboxGitHub, find: _Lookups) -> None:
+    store = sandbox.store
 
     @app.get("/repos/{owner}/{repo}/actions/runs")
     async def list_runs(
@@ -148,7 +139,7 @@ def build_app(
         per_page: Annotated[int, Query(ge=1, le=100)] = 30,
         page: Annotated[int, Query(ge=1)] = 1,
     ) -> Response:
-        found = repository_or_none(owner, repo)
+        found = find.repository(owner, repo)
         if found is None:
             return github_error(404, "Not Found")
         runs = store.runs_of(found)
@@ -158,7 +149,7 @@ def build_app(
             runs = [run for run in runs if run.latest.conclusion == status]
         runs = [run for run in runs if branch in (None, run.head_branch) and head_sha in (None, run.head_sha)]
         links = links_for(request)
-        items = [payloads.workflow_run(run, run.latest, links) for run in _page(runs, per_page, page)]
+        items = [payloads.workflow_run(run, run.latest, links) for run in page_of(runs, per_page, page)]
         body = json.dumps({"total_count": len(runs), "workflow_runs": items}).encode()
         etag = 'W/"' + hashlib.sha256(body).hexdigest()[:40] + '"'
         headers = {
@@ -166,17 +157,21 @@ def build_app(
             "Cache-Control": "private, max-age=60, s-maxage=60",
             "Vary": "Accept, Authorization",
         }
-        headers |= _link_header(request, len(runs), per_page, page)
+        headers |= link_header(request, len(runs), per_page, page)
         if etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/json; charset=utf-8", headers=headers)
 
     @app.get("/repos/{owner}/{repo}/actions/runs/{run_id}")
     async def get_run(request: Request, owner: str, repo: str, run_id: int) -> Response:
-        run = run_or_none(owner, repo, run_id)
+        run = find.run(owner, repo, run_id)
         if run is None:
             return github_error(404, "Not Found")
         return JSONResponse(payloads.workflow_run(run, run.latest, links_for(request)))
+
+
+def _job_routes(app: FastAPI, sandbox: SandboxGitHub, find: _Lookups) -> None:
+    store = sandbox.store
 
     @app.get("/repos/{owner}/{repo}/actions/runs/{run_id}/jobs")
     async def list_jobs(
@@ -188,7 +183,7 @@ def build_app(
         per_page: Annotated[int, Query(ge=1, le=100)] = 30,
         page: Annotated[int, Query(ge=1)] = 1,
     ) -> Response:
-        run = run_or_none(owner, repo, run_id)
+        run = find.run(owner, repo, run_id)
         if run is None or filter not in {"latest", "all"}:
             return github_error(
                 404 if run is None else 422, "Not Found" if run is None else "Validation Failed"
@@ -203,20 +198,20 @@ def build_app(
         links = links_for(request)
         body = {
             "total_count": len(jobs),
-            "jobs": [payloads.job(j, run, links) for j in _page(jobs, per_page, page)],
+            "jobs": [payloads.job(j, run, links) for j in page_of(jobs, per_page, page)],
         }
-        return JSONResponse(body, headers=_link_header(request, len(jobs), per_page, page))
+        return JSONResponse(body, headers=link_header(request, len(jobs), per_page, page))
 
     @app.get("/repos/{owner}/{repo}/actions/jobs/{job_id}")
     async def get_job(request: Request, owner: str, repo: str, job_id: int) -> Response:
-        found = job_or_none(owner, repo, job_id)
+        found = find.job(owner, repo, job_id)
         if found is None:
             return github_error(404, "Not Found")
         return JSONResponse(payloads.job(found[1], found[0], links_for(request)))
 
     @app.get("/repos/{owner}/{repo}/actions/jobs/{job_id}/logs")
     async def job_logs(request: Request, owner: str, repo: str, job_id: int) -> Response:
-        found = job_or_none(owner, repo, job_id)
+        found = find.job(owner, repo, job_id)
         if found is None or found[1].log is None:
             return github_error(404, "Not Found")
         expires = int(time.time()) + LOG_URL_TTL_SECONDS
@@ -226,6 +221,8 @@ def build_app(
         )
         return Response(status_code=302, headers={"Location": location})
 
+
+def _rerun_routes(app: FastAPI, sandbox: SandboxGitHub, find: _Lookups) -> None:
     @app.post("/repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs", status_code=201)
     async def rerun_failed_jobs(request: Request, owner: str, repo: str, run_id: int) -> Response:
         return await _rerun(request, owner, repo, run_id, failed_only=True)
@@ -235,7 +232,7 @@ def build_app(
         return await _rerun(request, owner, repo, run_id, failed_only=False)
 
     async def _rerun(request: Request, owner: str, repo: str, run_id: int, *, failed_only: bool) -> Response:
-        run = run_or_none(owner, repo, run_id)
+        run = find.run(owner, repo, run_id)
         if run is None:
             return github_error(404, "Not Found")
         if run.latest.status != "completed":
@@ -245,9 +242,13 @@ def build_app(
         sandbox.start_rerun(run, failed_only=failed_only, links=links_for(request))
         return JSONResponse({}, status_code=201)
 
+
+def _cache_and_rate_routes(app: FastAPI, sandbox: SandboxGitHub, find: _Lookups) -> None:
+    store = sandbox.store
+
     @app.delete("/repos/{owner}/{repo}/actions/caches")
     async def delete_caches(owner: str, repo: str, key: str, ref: str | None = None) -> Response:
-        found = repository_or_none(owner, repo)
+        found = find.repository(owner, repo)
         deleted = [] if found is None else store.delete_caches(found, key, ref)
         if not deleted:
             return github_error(404, "Not Found")
@@ -278,15 +279,6 @@ def build_app(
         other = {"limit": 30, "remaining": 30, "reset": int(time.time()) + 60, "used": 0}
         resources = {"core": core, "search": other, "graphql": core | {"used": 0, "remaining": window.limit}}
         return JSONResponse({"resources": resources, "rate": core})
-
-    for register in more_routes:
-        register(app)  # before the catch-all mount below
-    _control_routes(app, sandbox)
-    extras = beyond_contract_app(sandbox)
-    for register in beyond:
-        register(extras)
-    app.mount("", extras)  # last: it answers every path not matched above
-    return app
 
 
 def _control_routes(app: FastAPI, sandbox: SandboxGitHub) -> None:

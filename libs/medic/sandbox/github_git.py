@@ -20,7 +20,7 @@ from fastapi import Body, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from medic.sandbox import github_payloads as payloads
-from medic.sandbox.github_app import github_error, links_for
+from medic.sandbox.github_http import github_error, links_for
 from medic.sandbox.github_store import Repository, stable_id
 
 if TYPE_CHECKING:

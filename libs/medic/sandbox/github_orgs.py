@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medic.sandbox import github_payloads as payloads
+from medic.sandbox.github_http import github_error, link_header, links_for, page_of
 from medic.sandbox.github_store import stable_id
 
 if TYPE_CHECKING:
@@ -100,7 +101,6 @@ def beyond_contract_app(sandbox: SandboxGitHub) -> FastAPI:
     keeps certifying exactly the subset; the parent's middleware (budget, credentials) still
     runs first. Fold these in once the subset gains the three operations.
     """
-    from medic.sandbox.github_app import github_error
 
     app = FastAPI(title="sandbox GitHub extras", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -117,7 +117,6 @@ def beyond_contract_app(sandbox: SandboxGitHub) -> FastAPI:
 
 
 def _org_routes(app: FastAPI, sandbox: SandboxGitHub) -> None:
-    from medic.sandbox.github_app import _link_header, _page, github_error, links_for
 
     apps = sandbox.apps
 
@@ -137,9 +136,9 @@ def _org_routes(app: FastAPI, sandbox: SandboxGitHub) -> None:
         links = links_for(request)
         body = [
             payloads.minimal_repository(r, links) | {"archived": False, "disabled": False}
-            for r in _page(repos, per_page, page)
+            for r in page_of(repos, per_page, page)
         ]
-        return JSONResponse(body, headers=_link_header(request, len(repos), per_page, page))
+        return JSONResponse(body, headers=link_header(request, len(repos), per_page, page))
 
     @app.get("/orgs/{org}/installation")
     async def org_installation(request: Request, org: str) -> Response:
