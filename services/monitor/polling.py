@@ -44,6 +44,8 @@ LEASE_FRACTION = 0.9
 """A lease ends a little before the next interval, so the next tick (any replica's) can take it."""
 
 Record = Callable[[RunToInspect], Awaitable[bool]]
+LATE_WINDOW = timedelta(minutes=2)
+"""How far before the cursor a run not seen yet is still reported (see ``Cursor.recent``)."""
 Discover = Callable[[], Awaitable[list[str]]]
 
 
@@ -57,24 +59,29 @@ def advance(
     """
     since = cursor.updated_at if cursor else now - lookback
     boundary = set(cursor.seen_at_boundary) if cursor else set()
+    seen = boundary | set(cursor.recent if cursor else ())
+    late_since = since - LATE_WINDOW if cursor else since
+    failed = [run for run in page.runs if run.status == "completed" and run_failed(run.conclusion)]
     found = [
         run
-        for run in page.runs
-        if run.status == "completed"
-        and run_failed(run.conclusion)
-        and (run.updated_at > since or (run.updated_at == since and _key(run) not in boundary))
+        for run in failed
+        if run.updated_at > since
+        or (run.updated_at == since and _key(run) not in boundary)
+        or (late_since <= run.updated_at < since and _key(run) not in seen)
     ]
     newest = max([since, *(run.updated_at for run in page.runs)])
     at_newest = {_key(run) for run in page.runs if run.updated_at == newest}
     if newest == since:
         at_newest |= boundary
     last_id = max([cursor.last_run_id if cursor else 0, *(run.id for run in page.runs)])
+    recent = {_key(run) for run in failed if run.updated_at >= newest - LATE_WINDOW}
     following = Cursor(
         repository=repository,
         updated_at=newest,
         seen_at_boundary=tuple(sorted(at_newest)),
         last_run_id=last_id,
         etag=page.etag,
+        recent=tuple(sorted(recent)),
     )
     return following, sorted(found, key=lambda run: run.updated_at)
 

@@ -35,6 +35,10 @@ class Cursor(BaseModel):
     """Run attempts seen whose ``updated_at`` equals the cursor: GitHub stamps to the second."""
     last_run_id: int = 0
     etag: str | None = None
+    recent: tuple[str, ...] = ()
+    """Failed attempts already seen within ``LATE_WINDOW`` before the cursor: a run can show up
+    stamped a little before a run already seen (listing is not instantaneous), and is then
+    still found once, not skipped (``make chaos`` lost such runs)."""
 
 
 class Lease(BaseModel):

@@ -75,7 +75,7 @@ def medic_run(nats_url: str, database_url: str, data_dir: Path, **settings: str)
             process.wait()
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, within: float = 90.0) -> None:
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, within: float = 240.0) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -68,3 +68,20 @@ def test_runs_stamped_with_the_cursor_second_are_not_lost_nor_repeated() -> None
     cursor, found = advance(cursor, rerun, repository="acme/api", now=T0, lookback=timedelta(hours=1))
     assert [(r.id, r.run_attempt) for r in found] == [(2, 2)]
     assert cursor.seen_at_boundary == ("2#2",)
+
+
+def test_a_run_that_shows_up_stamped_before_the_cursor_is_found_once() -> None:
+    """Listing is not instantaneous: a run created a moment before one already seen can appear
+    only in a later listing, stamped before the cursor (the fault suite lost such runs)."""
+    lookback = timedelta(hours=1)
+    cursor, found = advance(None, RunsPage(runs=(run(2, T0),), etag=None), repository="acme/api",
+                            now=T0, lookback=lookback)  # fmt: skip
+    assert [r.id for r in found] == [2]
+    late = RunsPage(runs=(run(2, T0), run(1, T0 - timedelta(seconds=3))), etag=None)
+    cursor, found = advance(cursor, late, repository="acme/api", now=T0, lookback=lookback)
+    assert [r.id for r in found] == [1]
+    cursor, found = advance(cursor, late, repository="acme/api", now=T0, lookback=lookback)
+    assert found == []  # once, not every poll
+    stale = RunsPage(runs=(run(2, T0), run(9, T0 - timedelta(minutes=10))), etag=None)
+    cursor, found = advance(cursor, stale, repository="acme/api", now=T0, lookback=lookback)
+    assert found == []  # far older than the cursor: not a late arrival, not reported again
