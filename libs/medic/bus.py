@@ -220,6 +220,7 @@ class Bus:
         batch_handler: BatchHandler | None = None,
         max_batch: int = 256,
         decode: Callable[[bytes], Any] = decode_event,
+        max_deferrals: int = 0,
     ) -> Subscription:
         """The service's durable consumer on the event stream (all events when no types given).
 
@@ -243,6 +244,7 @@ class Bus:
             ack_wait_seconds=ack_wait_seconds,
             batch_handler=batch_handler,
             max_batch=max_batch,
+            max_deferrals=max_deferrals,
         )
 
     async def ensure_work_stream(self, name: str, subjects: Sequence[str]) -> None:
@@ -268,6 +270,7 @@ class Bus:
         max_deliver: int = 5,
         concurrency: int = 16,
         ack_wait_seconds: float = 30.0,
+        max_deferrals: int = 0,
     ) -> Subscription:
         """A durable consumer on a work stream; ``decode`` raises ValueError on bad input."""
         return Subscription(
@@ -280,6 +283,7 @@ class Bus:
             max_deliver=max_deliver,
             concurrency=concurrency,
             ack_wait_seconds=ack_wait_seconds,
+            max_deferrals=max_deferrals,
         )
 
     async def pending(self, durable: str, *, stream: str | None = None) -> int:

@@ -187,6 +187,9 @@ class Settings(BaseSettings):
     # --- outside world ---
     github_api_url: str = "https://api.github.com"
     github_token: SecretStr | None = None
+    github_max_wait_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """How long one GitHub call may wait (retries, a rate-limit reset) before the whole event is
+    deferred until the reset instead."""
     github_webhook_secret: SecretStr | None = None
     """Comma-separated: several secrets are accepted while one is being rotated."""
     log_tail_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)

@@ -54,6 +54,11 @@ class Deferred(Exception):
         self.delay_seconds = min(max(delay_seconds, 0.1), self.MAX_DELAY_SECONDS)
 
 
+RATE_LIMIT_DEFERRALS = 48
+"""Deferrals a consumer that waits for GitHub allows beyond ``max_deliver``: two days of hourly
+resets. A deferral is not a failure, so it must not use up the retries failures need."""
+
+
 class DecodeError(PermanentError):
     """The message bytes are not what the consumer reads: dead-lettered at once, never retried."""
 
@@ -96,6 +101,8 @@ class Subscription:
     ack_wait_seconds: float
     batch_handler: BatchHandler | None = None
     max_batch: int = 256
+    max_deferrals: int = 0
+    """Deliveries the server allows beyond ``max_deliver``, spent only by :class:`Deferred`."""
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _inflight: set[asyncio.Task[None]] = field(default_factory=set)
     _loop_task: asyncio.Task[None] | None = None
@@ -110,7 +117,7 @@ class Subscription:
             durable_name=self.durable,
             ack_policy=js_api.AckPolicy.EXPLICIT,
             deliver_policy=js_api.DeliverPolicy.ALL,
-            max_deliver=self.max_deliver,
+            max_deliver=self.max_deliver + self.max_deferrals,
             ack_wait=self.ack_wait_seconds,
             max_ack_pending=max(64, self.concurrency * 8),
             filter_subjects=subjects if len(subjects) > 1 else None,
@@ -240,6 +247,11 @@ class Subscription:
                     await msg.ack()
                 EVENTS_HANDLED.labels(self.service, event_type, "ok").inc()
                 return
+            deferrable = delivery.num_delivered < self.max_deliver + self.max_deferrals
+            if isinstance(error, Deferred) and deferrable:
+                await msg.nak(delay=error.delay_seconds)
+                EVENTS_HANDLED.labels(self.service, event_type, "deferred").inc()
+                return
             permanent = isinstance(error, EventDecodeError | PermanentError)
             if permanent or delivery.num_delivered >= self.max_deliver:
                 await self._dead_letter(msg, delivery, error)
@@ -253,10 +265,6 @@ class Subscription:
                 attempt=delivery.num_delivered,
                 error=repr(error),
             )
-            if isinstance(error, Deferred):
-                await msg.nak(delay=error.delay_seconds)
-                EVENTS_HANDLED.labels(self.service, event_type, "deferred").inc()
-                return
             await msg.nak(delay=backoff_seconds(delivery.num_delivered))
             EVENTS_HANDLED.labels(self.service, event_type, "retry").inc()
         except Exception as exc:  # the server redelivers after ack_wait; nothing is lost

@@ -51,6 +51,8 @@ class Service:
     produces: ClassVar[tuple[type[Envelope], ...]] = ()
     """Event types this service publishes."""
     concurrency: ClassVar[int] = 16
+    max_deferrals: ClassVar[int] = 0
+    """Deliveries beyond ``max_deliver`` that only a :class:`~medic.consumer.Deferred` may spend."""
 
     def router(self) -> APIRouter | None:
         return None
@@ -153,6 +155,7 @@ class ServiceHost:
                 concurrency=service.concurrency,
                 batch_handler=service.handle_batch,
                 decode=service.decoder() or decode_event,
+                max_deferrals=service.max_deferrals,
             )
             await sub.start()
             self._subscriptions.append(sub)

@@ -16,7 +16,7 @@ from nats.js import JetStreamContext
 
 from medic.events import AnalysisMethod
 from medic.records import RecordStore
-from medic.services.analyzer.model_path import LogAnalysisLike, RefinedAnalysis
+from medic.services.analyzer.analysis import LogAnalysis
 
 
 def cache_key(repository: str, fingerprint: str) -> str | None:
@@ -28,14 +28,14 @@ def cache_key(repository: str, fingerprint: str) -> str | None:
 
 
 class AnalysisCache:
-    def __init__(self, store: RecordStore[RefinedAnalysis]) -> None:
+    def __init__(self, store: RecordStore[LogAnalysis]) -> None:
         self.store = store
 
     @classmethod
     async def open(cls, js: JetStreamContext, bucket: str) -> AnalysisCache:
-        return cls(await RecordStore.open(js, bucket, RefinedAnalysis))
+        return cls(await RecordStore.open(js, bucket, LogAnalysis))
 
-    async def get(self, repository: str, current: LogAnalysisLike) -> RefinedAnalysis | None:
+    async def get(self, repository: str, current: LogAnalysis) -> LogAnalysis | None:
         """The cached verdict for this repository's failure, carrying the current failure's text."""
         key = cache_key(repository, current.fingerprint)
         if key is None:
@@ -54,7 +54,7 @@ class AnalysisCache:
             }
         )
 
-    async def put(self, repository: str, analysis: RefinedAnalysis) -> None:
+    async def put(self, repository: str, analysis: LogAnalysis) -> None:
         key = cache_key(repository, analysis.fingerprint)
         if key is None:
             return

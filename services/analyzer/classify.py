@@ -15,18 +15,16 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from medic.confidence import NEEDS_A_PERSON, SECOND_OPINION_BELOW
 from medic.events import (
     ActionKind,
-    AnalysisMethod,
     Category,
     ExcerptLine,
     FailedJob,
     ProposedAction,
     RunHistory,
 )
+from medic.services.analyzer.analysis import LogAnalysis
 from medic.services.analyzer.baseline import added_lines
 from medic.services.analyzer.excerpt import (
     DEFAULT_MAX_LINES,
@@ -74,26 +72,6 @@ _GENERIC_EXIT = re.compile(
     r"|^\W*(?:error|errors|failed|failure|fail|fatal)\W*$",
     re.IGNORECASE,
 )
-
-
-class LogAnalysis(BaseModel):
-    """The rules' verdict on one failure: what, how sure, how risky, what to do, why."""
-
-    model_config = ConfigDict(frozen=True)
-
-    category: Category
-    risk: int = Field(ge=0, le=10)
-    confidence: float = Field(ge=0.0, le=1.0)
-    retryable: bool
-    proposed_action: ProposedAction
-    matched_rules: tuple[str, ...] = ()
-    summary: str = ""
-    excerpt: tuple[ExcerptLine, ...] = ()
-    fingerprint: str
-    method: AnalysisMethod = AnalysisMethod.RULES
-    notes: tuple[str, ...] = ()
-    job_passed: bool = False
-    """The log is of a job that passed (no failing step, the CI system's success line)."""
 
 
 @dataclass(slots=True)

@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.text import Text
 
 from medic.redact import redact
-from medic.services.analyzer.classify import LogAnalysis, analyze_log
+from medic.services.analyzer.analysis import LogAnalysis
+from medic.services.analyzer.classify import analyze_log
 from medic.services.analyzer.knowledge import KnowledgeBase, default_knowledge_base
 from medic.services.analyzer.logtext import iter_file_lines
 from medic.services.analyzer.redaction import redact_excerpt

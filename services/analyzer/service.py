@@ -21,12 +21,13 @@ from medic.llm.client import ModelClient
 from medic.logstore import LogNotFound, LogStore
 from medic.redact import redact
 from medic.runtime import Service
+from medic.services.analyzer.analysis import LogAnalysis
 from medic.services.analyzer.cache import AnalysisCache
-from medic.services.analyzer.classify import LogAnalysis, analyze_failure, is_confident
+from medic.services.analyzer.classify import analyze_failure, is_confident
 from medic.services.analyzer.green_baseline import CACHE_TTL_SECONDS, GreenBaselines, GreenLog
 from medic.services.analyzer.knowledge import KnowledgeBase
-from medic.services.analyzer.model_path import RefinedAnalysis, refine_with_model, rules_only
 from medic.services.analyzer.redaction import redact_excerpt
+from medic.services.analyzer.second_opinion import refine_with_model, rules_only
 
 ANALYSES = Counter("medic_analyses_total", "Analyses by method and category", ["method", "category"])
 
@@ -121,9 +122,7 @@ class AnalyzerService(Service):
         if not ack.duplicate:
             ANALYSES.labels(result.method.value, result.category.value).inc()
 
-    async def _refine(
-        self, rules: LogAnalysis, *, repository: str, cacheable: bool = True
-    ) -> RefinedAnalysis:
+    async def _refine(self, rules: LogAnalysis, *, repository: str, cacheable: bool = True) -> LogAnalysis:
         """Rules when they are sure; else a cached answer for the fingerprint; else the model.
 
         Without any log text the cache is neither read nor written: a verdict reached without
@@ -141,7 +140,7 @@ class AnalyzerService(Service):
         return refined
 
 
-def _redacted(analysis: RefinedAnalysis) -> RefinedAnalysis:
+def _redacted(analysis: LogAnalysis) -> LogAnalysis:
     """Excerpt lines leave the process (bus, database, Slack): no secrets in them, ever."""
     lines = redact_excerpt(analysis.excerpt)
     return analysis.model_copy(update={"excerpt": lines, "summary": redact(analysis.summary)})

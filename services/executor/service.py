@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from medic.bus import Bus, Deferred, Delivery
 from medic.config import Settings
+from medic.consumer import RATE_LIMIT_DEFERRALS
 from medic.events import ApprovalGranted, Event, GateDecided, RemediationFinished, RemediationStarted
 from medic.github.client import GitHubClient
 from medic.github.errors import RateLimitExhausted
@@ -18,6 +19,7 @@ class ExecutorService(Service):
     name = "executor"
     consumes = (GateDecided, ApprovalGranted)
     produces = (RemediationStarted, RemediationFinished)
+    max_deferrals = RATE_LIMIT_DEFERRALS  # waiting for GitHub's reset is not a failed try
 
     def __init__(self, *, settings: Settings, bus: Bus, github: GitHubClient) -> None:
         self.settings = settings
@@ -54,7 +56,7 @@ class ExecutorService(Service):
         try:
             await self.remediation.carry_out(order, heartbeat=delivery.in_progress)
         except RateLimitExhausted as exc:
-            if delivery.num_delivered < self.settings.max_deliver:
+            if delivery.num_delivered < self.settings.max_deliver + self.max_deferrals:
                 raise Deferred(f"GitHub rate limit: {exc}", delay_seconds=exc.seconds_until_reset()) from exc
             await self.remediation.give_up(
                 order, f"GitHub's rate limit stayed spent through every retry: {exc}"

@@ -14,6 +14,7 @@ from prometheus_client import Counter
 
 from medic.bus import Bucket, Bus, Deferred, Delivery, Subscription
 from medic.config import Settings
+from medic.consumer import RATE_LIMIT_DEFERRALS
 from medic.events import FailureDetected
 from medic.github.client import GitHubClient
 from medic.github.errors import RateLimitExhausted
@@ -65,6 +66,7 @@ class MonitorService(Service):
             subjects=[self.intake_subject],
             decode=decode_run,
             max_deliver=self.settings.max_deliver,
+            max_deferrals=RATE_LIMIT_DEFERRALS,  # waiting for GitHub's reset is not a failed try
             concurrency=8,
             ack_wait_seconds=60,
         )
@@ -131,7 +133,7 @@ class MonitorService(Service):
         if await self._detections.reported(run.failure_id):
             return
         run = await complete_partial(self.github, run)
-        last_chance = delivery.num_delivered >= self.settings.max_deliver
+        last_chance = delivery.num_delivered >= self.settings.max_deliver + RATE_LIMIT_DEFERRALS
         try:
             jobs = await failed_jobs(
                 self.github,

@@ -79,12 +79,12 @@ def parent(facts: Facts, *, dashboard_url: str) -> tuple[str, list[Block]]:
         else "*Run*\n-",
     ]
     if facts.category:
-        fields.append(f"*Category*\n{mrkdwn.escape(facts.category)}")
+        fields.append(f"*Category*\n{mrkdwn.code(facts.category)}")
     if facts.risk is not None:
         confidence = f" · confidence {facts.confidence:.0%}" if facts.confidence is not None else ""
         fields.append(f"*Risk*\n{facts.risk}/10{confidence}")
     if facts.action:
-        fields.append(f"*Proposed action*\n{mrkdwn.escape(facts.action)}")
+        fields.append(f"*Proposed action*\n{mrkdwn.code(facts.action)}")
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": mrkdwn.plain(title, 150)}},
         {"type": "section", "text": {"type": "mrkdwn", "text": stage_line(facts)}},
@@ -130,9 +130,9 @@ def _reply_lines(event: Event, facts: Facts) -> tuple[str, list[Block]] | None:
         case AnalysisCompleted(payload=p):
             summary = mrkdwn.escape(p.summary, 500) if p.summary else "no summary"
             head = (
-                f":mag: *Analysed* as {mrkdwn.escape(p.category.value)} (risk {p.risk}/10, confidence "
+                f":mag: *Analysed* as {mrkdwn.code(p.category.value)} (risk {p.risk}/10, confidence "
                 f"{p.confidence:.0%}, by {p.method.value}); "
-                f"proposes {mrkdwn.escape(p.proposed_action.kind.value)}"
+                f"proposes {mrkdwn.code(p.proposed_action.kind.value)}"
                 f"\n{summary}"
             )
             return head, _excerpt(facts)
@@ -150,7 +150,7 @@ def _reply_lines(event: Event, facts: Facts) -> tuple[str, list[Block]] | None:
             return None  # the approval card is its own reply, with buttons
         case ApprovalGranted(payload=p):
             return (
-                f":white_check_mark: *Approved* by {_who(p.approver)}: {mrkdwn.escape(p.action.kind.value)}",
+                f":white_check_mark: *Approved* by {_who(p.approver)}: {mrkdwn.code(p.action.kind.value)}",
                 [],
             )
         case ApprovalRejected(payload=p):
@@ -159,7 +159,7 @@ def _reply_lines(event: Event, facts: Facts) -> tuple[str, list[Block]] | None:
         case ApprovalExpired():
             return ":hourglass: *Approval expired*: nobody decided in time", []
         case RemediationStarted(payload=p):
-            return f":hammer_and_wrench: *Remediating*: {mrkdwn.escape(p.action.kind.value)}", []
+            return f":hammer_and_wrench: *Remediating*: {mrkdwn.code(p.action.kind.value)}", []
         case RemediationFinished(payload=p):
             ok = p.outcome is RemediationOutcome.SUCCEEDED
             head = ":large_green_circle: *Fixed*" if ok else ":x: *Fix failed*"
@@ -179,7 +179,7 @@ def approval_card(
     p = request.payload
     risk = f"risk {facts.risk}/10" if facts.risk is not None else "risk unknown"
     text = (
-        f":raised_hand: *Approval needed* for {mrkdwn.escape(p.action.kind.value)} on "
+        f":raised_hand: *Approval needed* for {mrkdwn.code(p.action.kind.value)} on "
         f"{mrkdwn.escape(p.repository)} ({risk}); {needed} approver{'s' if needed > 1 else ''} needed, "
         f"expires {p.expires_at:%Y-%m-%d %H:%M} UTC"
     )

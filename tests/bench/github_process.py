@@ -4,7 +4,7 @@ In the same process as the services it would take its share of their event loop 
 (every log, job list and history query), and the figure would not be the system's own.
 Here it prepares the failed runs and their signed-to-be webhook bodies, writes them to a
 file, says ``ready`` on stdout, serves until its stdin closes, and then prints the CPU
-seconds it used (``getrusage``) as one JSON line.
+seconds it used (``getrusage``) and the GitHub requests it counted, as one JSON line.
 
     python -m tests.bench.github_process PORT WEBHOOK_URL FAILURES OUT_FILE
 """
@@ -49,7 +49,11 @@ async def serve(port: int, webhook_url: str, failures: int, out: Path) -> None:
     prepared = _cpu_seconds()
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    print(json.dumps({"cpu_s": _cpu_seconds(), "cpu_preparing_s": prepared}), flush=True)
+    await sandbox.drain()
+    requests = sum(window.used for window in sandbox.budget.windows.values())
+    print(
+        json.dumps({"cpu_s": _cpu_seconds(), "cpu_preparing_s": prepared, "requests": requests}), flush=True
+    )
     await server.stop()
 
 

@@ -127,6 +127,7 @@ async def pipeline_figures(
             github_cpu = await _stop_sandbox_github(github)
     latencies, elapsed, catch_up, lag_samples, cpu, profiler = measured
     github_burst_cpu = github_cpu["cpu_s"] - github_cpu["cpu_preparing_s"]
+    per_failure = github_cpu.get("requests", 0) / failures
     figures = [
         {
             "figure": "pipeline_failures_per_second",
@@ -152,6 +153,18 @@ async def pipeline_figures(
             "value": max(lag_samples, default=0),
             "unit": "events",
             "note": "most events not yet applied by the projector, sampled every 100 ms during the run",
+        },
+        {
+            "figure": "github_requests_per_failure",
+            "value": round(per_failure, 2),
+            "unit": "requests",
+            "note": "GitHub requests the sandbox counted (monitor, executor) per failure",
+        },
+        {
+            "figure": "failures_per_hour_per_token",
+            "value": int(5000 / per_failure) if per_failure else None,
+            "unit": "failures/h",
+            "note": "how many failures one token's 5,000 requests per hour cover at that rate",
         },
         {
             "figure": "projection_catch_up",

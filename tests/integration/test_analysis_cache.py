@@ -12,10 +12,10 @@ import pytest
 
 from medic.bus import Bus
 from medic.events import ActionKind, AnalysisMethod, Category, ExcerptLine, ProposedAction
+from medic.services.analyzer.analysis import LogAnalysis
 from medic.services.analyzer.cache import AnalysisCache, cache_key
 from medic.services.analyzer.classify import analyze_log
 from medic.services.analyzer.knowledge import default_knowledge_base
-from medic.services.analyzer.model_path import RefinedAnalysis
 
 
 @pytest.fixture
@@ -26,8 +26,8 @@ async def cache(bus: Bus) -> AsyncIterator[AnalysisCache]:
         await bus.js.delete_key_value(bucket)
 
 
-def verdict(fingerprint: str, text: str) -> RefinedAnalysis:
-    return RefinedAnalysis(
+def verdict(fingerprint: str, text: str) -> LogAnalysis:
+    return LogAnalysis(
         category=Category.DEPENDENCY,
         risk=5,
         confidence=0.9,

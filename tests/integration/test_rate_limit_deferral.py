@@ -95,15 +95,18 @@ async def finished(bus: Bus, *, within: float) -> RemediationFinished | None:
 
 
 async def run_executor(
-    bus: Bus, *, limited_for: float, max_deliver: int
+    bus: Bus, *, limited_for: float, max_deliver: int, deferrals: int = 0
 ) -> tuple[RemediationFinished | None, int]:
+    class Executor(ExecutorService):
+        max_deferrals = deferrals  # a small budget of waits, to see the last one in seconds
+
     sandbox = create_sandbox_github(webhook_url=None, webhook_secret="unused", rerun_delay_seconds=0.1)
     server = HttpServer(sandbox.app)
     await server.start()
     github = GitHubClient(base_url=server.url, token="t", max_retry_seconds=0.5)
     settings = load_settings(github_api_url=server.url, verify_timeout_seconds=5, max_deliver=max_deliver)
     host = ServiceHost(
-        settings=settings, bus=bus, services=[ExecutorService(settings=settings, bus=bus, github=github)]
+        settings=settings, bus=bus, services=[Executor(settings=settings, bus=bus, github=github)]
     )
     await host.start()
     try:
@@ -122,7 +125,7 @@ async def run_executor(
 
 
 async def test_the_executor_defers_until_the_reset_and_then_acts_once(bus: Bus) -> None:
-    result, attempt = await run_executor(bus, limited_for=3, max_deliver=2)
+    result, attempt = await run_executor(bus, limited_for=3, max_deliver=1, deferrals=2)
     assert result is not None and result.payload.outcome is RemediationOutcome.SUCCEEDED, result
     assert attempt == 2
 

@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from medic.services.analyzer.classify import LogAnalysis, analyze_log
+from medic.services.analyzer.analysis import LogAnalysis
+from medic.services.analyzer.classify import analyze_log
 from medic.services.analyzer.knowledge import default_knowledge_base
 from medic.services.analyzer.logtext import iter_file_lines
 

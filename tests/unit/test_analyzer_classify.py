@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from medic.events import ActionKind, AnalysisMethod, Category, FailedJob, RunHistory
-from medic.services.analyzer.classify import LogAnalysis, analyze_failure, analyze_log, is_confident
+from medic.services.analyzer.analysis import LogAnalysis
+from medic.services.analyzer.classify import analyze_failure, analyze_log, is_confident
 from medic.services.analyzer.knowledge import KnowledgeBase, default_knowledge_base
-from medic.services.analyzer.model_path import rules_only
+from medic.services.analyzer.second_opinion import rules_only
 
 SETUP = [f"2025-01-01T00:00:{i % 60:02d}.0000000Z step output {i}" for i in range(200)]
 PYTEST_FAILURE = [

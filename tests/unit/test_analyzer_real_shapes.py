@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from medic.events import Category
-from medic.services.analyzer.classify import LogAnalysis, analyze_log
+from medic.services.analyzer.analysis import LogAnalysis
+from medic.services.analyzer.classify import analyze_log
 from medic.services.analyzer.excerpt import extract_excerpt
 from medic.services.analyzer.knowledge import KnowledgeBase, default_knowledge_base
 from medic.services.analyzer.logtext import clean_line

@@ -14,7 +14,7 @@ from medic.config import RepositoryPolicy
 from medic.events import ActionKind, AnalysisMethod, Category, FailedJob, GateOutcome
 from medic.services.analyzer.classify import analyze_failure
 from medic.services.analyzer.knowledge import default_knowledge_base
-from medic.services.analyzer.model_path import rules_only
+from medic.services.analyzer.second_opinion import rules_only
 from medic.services.safety_gate.policy import decide
 
 LOGS = Path(__file__).resolve().parents[1] / "data" / "logs" / "runner"

@@ -147,7 +147,12 @@ class GitHubClient:
         """The client the composition root builds: App auth when configured, else the token."""
         token = settings.github_token.get_secret_value() if settings.github_token else None
         app = GitHubAppAuth.from_settings(settings)
-        return cls(base_url=settings.github_api_url, token=token, app=app)
+        return cls(
+            base_url=settings.github_api_url,
+            token=token,
+            app=app,
+            max_retry_seconds=settings.github_max_wait_seconds,
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -17,21 +17,17 @@ text, so its answer is advice, never authority:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Final, Protocol
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Final
 
 from medic.events import (
     ActionKind,
-    AnalysisCompletedPayload,
     AnalysisMethod,
     Category,
-    ExcerptLine,
     ProposedAction,
 )
 from medic.llm.client import ModelClient, ModelUnavailable
 from medic.llm.schema import ModelVerdict, RulesHint
+from medic.services.analyzer.analysis import LogAnalysis
 
 AUTOMATIC_CATEGORIES: Final = frozenset({Category.INFRASTRUCTURE, Category.TIMEOUT, Category.FLAKY_TEST})
 """Categories that can lead to an automatic action: only the rules can say them."""
@@ -51,66 +47,6 @@ AUTONOMY: Final[dict[ActionKind, int]] = {
 state, a fix PR changes code. Unknown kinds rank highest, so they are never allowed in."""
 
 
-class LogAnalysisLike(Protocol):
-    """What the rules engine's result offers; any frozen model or dataclass with these fits."""
-
-    @property
-    def category(self) -> Category: ...
-    @property
-    def risk(self) -> int: ...
-    @property
-    def confidence(self) -> float: ...
-    @property
-    def retryable(self) -> bool: ...
-    @property
-    def proposed_action(self) -> ProposedAction: ...
-    @property
-    def matched_rules(self) -> Sequence[str]: ...
-    @property
-    def summary(self) -> str: ...
-    @property
-    def excerpt(self) -> Sequence[ExcerptLine]: ...
-    @property
-    def fingerprint(self) -> str: ...
-
-
-class RefinedAnalysis(BaseModel):
-    """The analysis after the model path, ready to become ``AnalysisCompleted``."""
-
-    model_config = ConfigDict(frozen=True)
-
-    category: Category
-    risk: int = Field(ge=0, le=10)
-    confidence: float = Field(ge=0.0, le=1.0)
-    retryable: bool
-    proposed_action: ProposedAction
-    matched_rules: tuple[str, ...]
-    summary: str
-    excerpt: tuple[ExcerptLine, ...]
-    fingerprint: str
-    method: AnalysisMethod
-    prompt_tokens: int = Field(default=0, ge=0)
-    completion_tokens: int = Field(default=0, ge=0)
-
-    def to_payload(self, *, repository: str, run_id: int, run_attempt: int) -> AnalysisCompletedPayload:
-        """The event payload; where the failure happened comes from ``FailureDetected``."""
-        return AnalysisCompletedPayload(
-            repository=repository,
-            run_id=run_id,
-            run_attempt=run_attempt,
-            category=self.category,
-            risk=self.risk,
-            confidence=self.confidence,
-            proposed_action=self.proposed_action,
-            method=self.method,
-            fingerprint=self.fingerprint,
-            summary=self.summary,
-            retryable=self.retryable,
-            matched_rules=self.matched_rules,
-            excerpt=self.excerpt,
-        )
-
-
 def _autonomy(kind: ActionKind) -> int:
     return AUTONOMY.get(kind, max(AUTONOMY.values()) + 1)
 
@@ -119,24 +55,13 @@ def _clamp_risk(value: int) -> int:
     return min(10, max(0, value))
 
 
-def rules_only(rules: LogAnalysisLike, *, note: str = "") -> RefinedAnalysis:
+def rules_only(rules: LogAnalysis, *, note: str = "") -> LogAnalysis:
     """The rules' answer unchanged (apart from an optional note in the summary)."""
     summary = f"{rules.summary} ({note})" if note and rules.summary else (note or rules.summary)
-    return RefinedAnalysis(
-        category=rules.category,
-        risk=_clamp_risk(rules.risk),
-        confidence=min(1.0, max(0.0, rules.confidence)),
-        retryable=rules.retryable,
-        proposed_action=rules.proposed_action,
-        matched_rules=tuple(rules.matched_rules),
-        summary=summary,
-        excerpt=tuple(rules.excerpt),
-        fingerprint=rules.fingerprint,
-        method=AnalysisMethod.RULES,
-    )
+    return rules.model_copy(update={"summary": summary, "method": AnalysisMethod.RULES})
 
 
-def model_unavailable(rules: LogAnalysisLike) -> RefinedAnalysis:
+def model_unavailable(rules: LogAnalysis) -> LogAnalysis:
     """No second opinion: be more careful than the rules alone would be."""
     base = rules_only(rules, note=UNAVAILABLE_NOTE)
     return base.model_copy(
@@ -147,7 +72,7 @@ def model_unavailable(rules: LogAnalysisLike) -> RefinedAnalysis:
     )
 
 
-def _combined_action(rules: LogAnalysisLike, verdict: ModelVerdict) -> ProposedAction:
+def _combined_action(rules: LogAnalysis, verdict: ModelVerdict) -> ProposedAction:
     allowed = rules.proposed_action
     if rules.category is Category.UNKNOWN or allowed.kind is ActionKind.NONE:
         return ProposedAction(kind=ActionKind.NONE)  # the model never turns "none" into an action
@@ -160,7 +85,7 @@ def _combined_action(rules: LogAnalysisLike, verdict: ModelVerdict) -> ProposedA
     return ProposedAction(kind=verdict.action)  # a step back towards a human is always fine
 
 
-def combine(rules: LogAnalysisLike, verdict: ModelVerdict) -> RefinedAnalysis:
+def combine(rules: LogAnalysis, verdict: ModelVerdict) -> LogAnalysis:
     """Merge the model's verdict into the rules' result; see the module docstring."""
     model_wins = (
         rules.category is not Category.UNKNOWN
@@ -178,23 +103,21 @@ def combine(rules: LogAnalysisLike, verdict: ModelVerdict) -> RefinedAnalysis:
         )
     if verdict.risk < rules.risk:
         summary = f"{summary} (model suggested risk {verdict.risk}; the rules floor {rules.risk} holds)"
-    return RefinedAnalysis(
-        category=category,
-        risk=_clamp_risk(max(rules.risk, verdict.risk)),
-        confidence=min(1.0, max(0.0, confidence)),
-        retryable=rules.retryable,
-        proposed_action=_combined_action(rules, verdict),
-        matched_rules=tuple(rules.matched_rules),
-        summary=summary,
-        excerpt=tuple(rules.excerpt),
-        fingerprint=rules.fingerprint,
-        method=AnalysisMethod.MODEL,
-        prompt_tokens=verdict.prompt_tokens,
-        completion_tokens=verdict.completion_tokens,
+    return rules.model_copy(
+        update={
+            "category": category,
+            "risk": _clamp_risk(max(rules.risk, verdict.risk)),
+            "confidence": min(1.0, max(0.0, confidence)),
+            "proposed_action": _combined_action(rules, verdict),
+            "summary": summary,
+            "method": AnalysisMethod.MODEL,
+            "prompt_tokens": verdict.prompt_tokens,
+            "completion_tokens": verdict.completion_tokens,
+        }
     )
 
 
-def rules_hint(rules: LogAnalysisLike) -> RulesHint:
+def rules_hint(rules: LogAnalysis) -> RulesHint:
     return RulesHint(
         category=rules.category,
         risk=_clamp_risk(rules.risk),
@@ -205,8 +128,8 @@ def rules_hint(rules: LogAnalysisLike) -> RulesHint:
 
 
 async def refine_with_model(
-    rules_result: LogAnalysisLike, *, client: ModelClient | None, confidence_threshold: float
-) -> RefinedAnalysis:
+    rules_result: LogAnalysis, *, client: ModelClient | None, confidence_threshold: float
+) -> LogAnalysis:
     """Ask the model when the rules are unsure; otherwise (or without a model) keep the rules.
 
     Without a configured model the rules' answer stands as it is (with a note): the

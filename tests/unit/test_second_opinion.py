@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -14,33 +14,33 @@ from medic.events import ActionKind, AnalysisMethod, Category, ExcerptLine, Prop
 from medic.llm.client import ModelClient
 from medic.llm.schema import ModelVerdict
 from medic.sandbox.openai import RunningSandbox, serve_sandbox_model
-from medic.services.analyzer.model_path import (
+from medic.services.analyzer.analysis import LogAnalysis
+from medic.services.analyzer.second_opinion import (
     AUTONOMY,
     NO_MODEL_NOTE,
     UNAVAILABLE_NOTE,
-    RefinedAnalysis,
     combine,
     refine_with_model,
 )
 from tests.property.strategies import model_verdicts, rules_results
 
 
-@dataclass(frozen=True)
-class RulesResult:
-    """A stand-in value with the rules engine's shape (the engine lives in classify.py)."""
-
-    category: Category = Category.UNKNOWN
-    risk: int = 5
-    confidence: float = 0.3
-    retryable: bool = False
-    proposed_action: ProposedAction = field(default_factory=lambda: ProposedAction(kind=ActionKind.NONE))
-    matched_rules: tuple[str, ...] = ()
-    summary: str = "rules summary"
-    excerpt: tuple[ExcerptLine, ...] = (
-        ExcerptLine(line=10, text="npm ERR! code ECONNRESET"),
-        ExcerptLine(line=11, text="npm ERR! network aborted"),
-    )
-    fingerprint: str = "fp-1"
+def RulesResult(**changes: Any) -> LogAnalysis:
+    """What the rules concluded, with defaults for what a test does not care about."""
+    values: dict[str, Any] = {
+        "category": Category.UNKNOWN,
+        "risk": 5,
+        "confidence": 0.3,
+        "retryable": False,
+        "proposed_action": ProposedAction(kind=ActionKind.NONE),
+        "summary": "rules summary",
+        "excerpt": (
+            ExcerptLine(line=10, text="npm ERR! code ECONNRESET"),
+            ExcerptLine(line=11, text="npm ERR! network aborted"),
+        ),
+        "fingerprint": "fp-1",
+    }
+    return LogAnalysis.model_validate(values | changes)
 
 
 def verdict(**changes: object) -> ModelVerdict:
@@ -199,7 +199,7 @@ async def set_modes(sandbox: RunningSandbox, **modes: object) -> None:
 
 async def test_unsure_rules_are_refined_by_the_model(client: ModelClient) -> None:
     result = await refine_with_model(RulesResult(risk=5), client=client, confidence_threshold=0.7)
-    assert isinstance(result, RefinedAnalysis)
+    assert isinstance(result, LogAnalysis)
     assert result.method is AnalysisMethod.MODEL
     assert result.category is Category.UNKNOWN  # the model's opinion is advice for a person
     assert "model suggests infrastructure" in result.summary
