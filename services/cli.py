@@ -185,7 +185,7 @@ def proto(
 
 
 def _mount_approval_commands() -> None:
-    """``medic approve`` / ``medic reject``: light modules (httpx, typer), loaded at once."""
+    """``medic approve`` / ``medic reject``: a light module (typer until a command runs), loaded at once."""
     from medic.services.approval.commands import approve, reject
 
     app.command()(approve)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import getpass
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 
@@ -31,6 +30,8 @@ def decide(verb: str, approval_id: str, body: dict[str, Any], url: str, token: s
     if not approval_id.strip() or "/" in approval_id or len(approval_id) > 100:
         console.print(f"[red]not an approval id:[/red] {approval_id!r}")
         raise typer.Exit(1)
+    import httpx  # here, not at the top: `medic --help` must not pay for the HTTP client
+
     headers = {"x-medic-via": "cli"}
     if token:
         headers["authorization"] = f"Bearer {token}"

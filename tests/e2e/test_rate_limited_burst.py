@@ -71,8 +71,5 @@ async def test_a_burst_beyond_the_rate_limit_waits_for_the_reset_and_settles_eve
         reasons = [j.log_unavailable_reason or "" for e in events for j in e.payload.failed_jobs]
         assert not [r for r in reasons if "rate limit" in r.lower()], "analysed without its log"
         assert all(
-            j.log_excerpt.strip()
-            for e in events
-            for j in e.payload.failed_jobs
-            if not j.log_unavailable_reason
+            j.log_tail.strip() for e in events for j in e.payload.failed_jobs if not j.log_unavailable_reason
         )

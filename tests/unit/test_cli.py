@@ -75,7 +75,7 @@ def test_the_command_loads_without_the_bus_the_database_driver_or_the_model_clie
     import subprocess
     import sys
 
-    heavy = ("nats", "asyncpg", "openai", "githubkit", "medic.bus")
+    heavy = ("nats", "asyncpg", "openai", "githubkit", "httpx", "medic.bus", "medic.config")
     probe = f"import sys, medic.services.cli; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     loaded = subprocess.run(  # noqa: S603 - our interpreter, a fixed probe
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
