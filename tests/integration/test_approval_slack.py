@@ -330,8 +330,14 @@ async def test_socket_mode_needs_no_signing_secret_and_serves_no_request_url(bus
 async def _post_events(service: ApprovalService) -> int:
     from fastapi import FastAPI
 
+    from medic.runtime import HttpServer
+
     app = FastAPI()
     app.include_router(service.router())
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://medic") as http:
-        return (await http.post("/slack/events", content=b"payload=%7B%7D")).status_code
+    server = HttpServer(app)  # a real socket, as Slack reaches the route
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            return (await http.post("/slack/events", content=b"payload=%7B%7D")).status_code
+    finally:
+        await server.stop()
