@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from typer.core import TyperGroup
-
-from medic.services import composition
+from typer.core import TyperCommand, TyperGroup
 
 if TYPE_CHECKING:  # settings (pydantic-settings) load only for the commands that read them
+    from rich.console import Console
+
     from medic.config import Settings
+
+
+def _load_group(name: str, target: str) -> TyperGroup:
+    module, attr = target.split(":")
+    real = typer.main.get_group(getattr(importlib.import_module(module), attr))
+    assert isinstance(real, TyperGroup)
+    real.name = name
+    return real
+
+
+def _load_command(name: str, target: str) -> TyperCommand:
+    module, attr = target.split(":")
+    single = typer.Typer(add_completion=False)
+    single.command(name=name)(getattr(importlib.import_module(module), attr))
+    real = typer.main.get_command(single)
+    assert isinstance(real, TyperCommand)
+    return real
 
 
 class _LazyGroup(TyperGroup):
@@ -30,11 +47,7 @@ class _LazyGroup(TyperGroup):
 
     def _load(self) -> TyperGroup:
         if self._real is None:
-            module, attr = self._target.split(":")
-            real = typer.main.get_group(getattr(importlib.import_module(module), attr))
-            assert isinstance(real, TyperGroup)
-            self._real = real
-            self._real.name = self.name
+            self._real = _load_group(str(self.name), self._target)
         return self._real
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
@@ -43,6 +56,38 @@ class _LazyGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         return self._load().invoke(ctx)
 
+
+class _LazyCommand(TyperCommand):
+    """One command whose module is imported only when it is run or asked for its own help
+    (``medic approve``: its module brings rich's console, which ``medic analyze --json`` and
+    ``medic --help``'s listing do without)."""
+
+    def __init__(self, name: str, target: str, help_text: str) -> None:
+        super().__init__(name=name, callback=None, help=help_text, short_help=help_text)
+        self._target = target
+        self._real: TyperCommand | None = None
+
+    def _load(self) -> TyperCommand:
+        if self._real is None:
+            self._real = _load_command(str(self.name), self._target)
+        return self._real
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        return self._load().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        return self._load().invoke(ctx)
+
+
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "approve": (
+        "medic.services.approval.commands:approve",
+        "Approve a pending fix (four-eyes approvals need a second, different person).",
+    ),
+    "reject": ("medic.services.approval.commands:reject", "Reject a pending fix."),
+}
+"""Commands imported on use, listed by ``medic --help`` from the help text here (a test checks
+it is the first line of the function's own docstring)."""
 
 LAZY_GROUPS: dict[str, tuple[str, str]] = {
     "audit": (
@@ -65,9 +110,11 @@ and the model client (a test checks the help texts here are the groups' own)."""
 
 class _Medic(TyperGroup):
     def list_commands(self, ctx: Any) -> list[str]:
-        return [*super().list_commands(ctx), *LAZY_GROUPS]
+        return [*super().list_commands(ctx), *LAZY_COMMANDS, *LAZY_GROUPS]
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in LAZY_COMMANDS:
+            return _LazyCommand(cmd_name, *LAZY_COMMANDS[cmd_name])
         if cmd_name in LAZY_GROUPS:
             target, help_text = LAZY_GROUPS[cmd_name]
             return _LazyGroup(cmd_name, target, help_text)
@@ -77,7 +124,29 @@ class _Medic(TyperGroup):
 app = typer.Typer(
     cls=_Medic, help="ci-medic: watches GitHub Actions, explains failures, fixes the safe ones."
 )
-console = Console(stderr=True)
+
+SERVICE_NAMES = (
+    "monitor",
+    "analyzer",
+    "safety-gate",
+    "executor",
+    "approval",
+    "notifier",
+    "projector",
+    "dashboard",
+)
+SANDBOX_GITHUB_PREFIX = "/sandbox/github"
+"""Copies of :mod:`medic.services.composition`'s names for the help texts: importing it (asyncio,
+the service wiring) would cost every command, ``--help`` too. A test checks they agree."""
+
+
+@functools.cache
+def _console() -> Console:
+    """Errors go to stderr through rich, loaded when there is something to say."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
 
 ConfigOption = Annotated[
     Path | None,
@@ -91,7 +160,7 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     try:
         return load_settings(config, **overrides)
     except ConfigError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
+        _console().print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
 
 
@@ -113,28 +182,28 @@ def run(
     settings = _settings(config, http_port=port, data_dir=data_dir)
     import asyncio
 
-    asyncio.run(run_everything(settings, console, _config_path(config)))
+    asyncio.run(run_everything(settings, _console(), _config_path(config)))
 
 
 @app.command()
 def service(
-    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(composition.SERVICE_NAMES)}")],
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICE_NAMES)}")],
     config: ConfigOption = None,
     port: Annotated[int | None, typer.Option(help="HTTP port (default 8080)")] = None,
 ) -> None:
     """Run one service alone, as a Kubernetes pod does (needs NATS_URL; the projector DATABASE_URL)."""
     from medic.services.launchers import run_one
 
-    if name not in composition.SERVICE_NAMES:
-        console.print(f"[red]unknown service {name!r}[/red]; known: {', '.join(composition.SERVICE_NAMES)}")
+    if name not in SERVICE_NAMES:
+        _console().print(f"[red]unknown service {name!r}[/red]; known: {', '.join(SERVICE_NAMES)}")
         raise typer.Exit(2)
     settings = _settings(config, http_port=port)
     if settings.nats_url is None:
-        console.print("[red]NATS_URL is not set[/red]: a single service joins an existing bus")
+        _console().print("[red]NATS_URL is not set[/red]: a single service joins an existing bus")
         raise typer.Exit(2)
     import asyncio
 
-    asyncio.run(run_one(name, settings, console, _config_path(config)))
+    asyncio.run(run_one(name, settings, _console(), _config_path(config)))
 
 
 @app.command()
@@ -142,7 +211,7 @@ def simulate(
     failures: Annotated[int, typer.Option(min=1, max=10_000, help="How many failing runs to produce")] = 20,
     url: Annotated[
         str, typer.Option(help="The sandbox GitHub to drive")
-    ] = f"http://127.0.0.1:8080{composition.SANDBOX_GITHUB_PREFIX}",
+    ] = f"http://127.0.0.1:8080{SANDBOX_GITHUB_PREFIX}",
     api: Annotated[
         str, typer.Option(help="ci-medic's API, asked how far each failure got")
     ] = "http://127.0.0.1:8080",
@@ -168,7 +237,7 @@ def analyze(
     """Analyse a saved log offline: category, risk, action, fingerprint and the explaining lines."""
     from medic.services.analyzer.offline import analyze_file
 
-    raise typer.Exit(analyze_file(logfile, as_json=json_output, console=Console(), baseline=baseline))
+    raise typer.Exit(analyze_file(logfile, as_json=json_output, baseline=baseline))
 
 
 @app.command()
@@ -177,19 +246,9 @@ def proto(
 ) -> None:
     """Write the event contracts (JSON Schema + AsyncAPI) into proto/."""
     from medic.contracts import write_contracts
+    from medic.services import composition
 
     stale = write_contracts(Path("proto"), composition.service_roles(), check=check)
     if check and stale:
-        console.print(f"[red]proto/ is stale:[/red] {', '.join(stale)}; run `make proto`")
+        _console().print(f"[red]proto/ is stale:[/red] {', '.join(stale)}; run `make proto`")
         raise typer.Exit(1)
-
-
-def _mount_approval_commands() -> None:
-    """``medic approve`` / ``medic reject``: a light module (typer until a command runs), loaded at once."""
-    from medic.services.approval.commands import approve, reject
-
-    app.command()(approve)
-    app.command()(reject)
-
-
-_mount_approval_commands()

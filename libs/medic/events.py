@@ -141,9 +141,23 @@ class FailedJob(Frozen):
 
 
 class RunHistory(Frozen):
+    """What the monitor learned of the failing run's past, from one page of the branch's runs.
+
+    The ``last_green_*`` fields were added in place (optional, version 1 unchanged): readers
+    ignore unknown fields, and a bump would make every reader of the previous release
+    dead-letter the new events as "newer than this reader"."""
+
     earlier_attempts_passed: int = 0
     earlier_attempts_failed: int = 0
     parent_commit_conclusion: CleanText | None = None
+    branch_runs_read: bool = False
+    """The monitor read the branch's newest completed runs: only then does a missing
+    ``last_green_run_id`` mean that page held no green run of this workflow. False in events
+    written before the field existed, so their readers search GitHub as before."""
+    last_green_run_id: int | None = Field(default=None, ge=1)
+    """The newest successful run of the same workflow on the branch in that page (not this run):
+    the analyzer's green baseline, found without a search of its own."""
+    last_green_run_attempt: int | None = Field(default=None, ge=1)
 
 
 class WorkflowRunFacts(Frozen):

@@ -108,11 +108,14 @@ def decode_layers(payload: bytes, *, patterns: int) -> list[CompiledLayer] | Non
 class CompiledRulesCache:
     """Files named by key under one directory; reads verify, writes are atomic renames."""
 
+    magic = _MAGIC
+    suffix = ".hsdb"
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
     def path_for(self, key: str) -> Path:
-        return self.directory / f"rules-{key}.hsdb"
+        return self.directory / f"rules-{key}{self.suffix}"
 
     def load(self, key: str) -> bytes | None:
         """The payload stored under ``key``, or None if absent, unreadable, corrupt or foreign."""
@@ -124,7 +127,7 @@ class CompiledRulesCache:
                 data = handle.read()
         except OSError:
             return None
-        prefix = _MAGIC + key.encode() + b"\n"
+        prefix = self.magic + key.encode() + b"\n"
         if not data.startswith(prefix) or len(data) < len(prefix) + _DIGEST:
             return None
         digest = data[len(prefix) : len(prefix) + _DIGEST]
@@ -135,7 +138,7 @@ class CompiledRulesCache:
 
     def store(self, key: str, payload: bytes) -> bool:
         """Write atomically (temp file, then rename); False if the directory is not writable."""
-        data = _MAGIC + key.encode() + b"\n" + hashlib.sha256(payload).digest() + payload
+        data = self.magic + key.encode() + b"\n" + hashlib.sha256(payload).digest() + payload
         temporary: str | None = None
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -149,3 +152,20 @@ class CompiledRulesCache:
                     os.unlink(temporary)
             return False
         return True
+
+
+class ParsedRulesCache(CompiledRulesCache):
+    """Rule files already parsed and checked, as JSON, beside the compiled databases.
+
+    Parsing the shipped YAML and checking each of its hundreds of patterns with RE2 cost a
+    cold ``medic analyze`` more than loading the compiled database; the parsed form is keyed by
+    a digest of the rule file's text and of the code that checks it (see
+    :func:`medic.services.analyzer.rules.load_rules_text`), so an edited file is parsed again.
+    """
+
+    magic = b"CIMEDIC-RULES1\n"
+    suffix = ".rules.json"
+
+    @classmethod
+    def beside(cls, compiled: CompiledRulesCache) -> ParsedRulesCache:
+        return cls(compiled.directory)

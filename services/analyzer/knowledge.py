@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from medic.services.analyzer.compiled_rules import CompiledRulesCache, default_cache_dir
+from medic.services.analyzer.compiled_rules import CompiledRulesCache, ParsedRulesCache, default_cache_dir
 from medic.services.analyzer.matcher import Engine, Matcher
 from medic.services.analyzer.rules import Rule, default_rules, load_knowledge_rules
 
@@ -46,9 +46,12 @@ class KnowledgeBase:
         engine: Engine = "auto",
         cache: CompiledRulesCache | Literal["user"] | None = "user",
     ) -> KnowledgeBase:
-        """Default rules overridden by the organisation's file, then the repository's."""
-        rules = load_knowledge_rules(organisation=organisation, repository=repository)
-        return cls.from_rules(rules, engine=engine, cache=cache)
+        """Default rules overridden by the organisation's file, then the repository's; with a
+        cache, each file's parsed rules are kept beside the compiled database."""
+        compiled = CompiledRulesCache(default_cache_dir()) if cache == "user" else cache
+        parsed = None if compiled is None else ParsedRulesCache.beside(compiled)
+        rules = load_knowledge_rules(organisation=organisation, repository=repository, cache=parsed)
+        return cls.from_rules(rules, engine=engine, cache=compiled)
 
     @property
     def engine(self) -> str:
@@ -57,9 +60,11 @@ class KnowledgeBase:
 
 @functools.cache
 def default_knowledge_base(engine: Engine = "auto") -> KnowledgeBase:
-    """The shipped rules, compiled once per process and engine, or once per machine with the cache."""
+    """The shipped rules, parsed and compiled once per process and engine, or once per machine
+    with the caches (the rule file's parsed form and the compiled database side by side)."""
+    compiled = CompiledRulesCache(default_cache_dir())
     return KnowledgeBase.from_rules(
-        default_rules(), engine=engine, cache=CompiledRulesCache(default_cache_dir())
+        default_rules(cache=ParsedRulesCache.beside(compiled)), engine=engine, cache=compiled
     )
 
 

@@ -13,10 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, TextIO
 
 from medic.redact import redact
 from medic.services.analyzer.analysis import LogAnalysis
@@ -24,6 +21,9 @@ from medic.services.analyzer.classify import analyze_log
 from medic.services.analyzer.knowledge import KnowledgeBase, default_knowledge_base
 from medic.services.analyzer.logtext import iter_file_lines
 from medic.services.analyzer.redaction import redact_excerpt
+
+if TYPE_CHECKING:  # rich is loaded only to print a report or an error, not for ``--json``
+    from rich.console import Console
 
 PASSED = "none"
 """What ``medic analyze`` calls the category of a log whose job passed (the corpora's label)."""
@@ -64,7 +64,7 @@ def analyze_file(
     path: Path,
     *,
     as_json: bool,
-    console: Console,
+    console: Console | None = None,
     knowledge_base: KnowledgeBase | None = None,
     max_lines: int = 80,
     baseline: Path | None = None,
@@ -73,12 +73,13 @@ def analyze_file(
     """Print the analysis of one log file; 0 on success, 2 if a file cannot be read.
 
     ``--json`` goes to ``stdout`` as written by ``json.dumps`` (rich would turn ``:end:`` in
-    log text into an emoji); the report goes through ``console`` as plain ``Text``.
+    log text into an emoji); the report and errors go through ``console`` (default: a rich
+    console on stdout, made only when there is something to print) as plain ``Text``.
     """
     for candidate in (path, baseline):
         if candidate is not None and not candidate.is_file():
             reason = "no such file" if not candidate.exists() else "not a regular file"
-            console.print(Text(f"error: cannot read {candidate}: {reason}"), style="red")
+            _error(console, f"error: cannot read {candidate}: {reason}")
             return EXIT_UNREADABLE
     try:
         analysis = analyze_log(
@@ -88,7 +89,7 @@ def analyze_file(
             baseline=iter_file_lines(baseline) if baseline is not None else None,
         )
     except OSError as exc:
-        console.print(Text(f"error: cannot read {exc.filename or path}: {exc.strerror or exc}"), style="red")
+        _error(console, f"error: cannot read {exc.filename or path}: {exc.strerror or exc}")
         return EXIT_UNREADABLE
     analysis = redacted(analysis)
     if as_json:
@@ -96,11 +97,25 @@ def analyze_file(
         out.write(json.dumps(analysis_document(analysis), ensure_ascii=False) + "\n")
         out.flush()
     else:
-        _print_report(analysis, console)
+        _print_report(analysis, console or _stdout_console())
     return EXIT_OK
 
 
+def _stdout_console() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
+def _error(console: Console | None, message: str) -> None:
+    from rich.text import Text
+
+    (console or _stdout_console()).print(Text(message), style="red")
+
+
 def _print_report(analysis: LogAnalysis, console: Console) -> None:
+    from rich.text import Text
+
     action = analysis.proposed_action
     action_text = action.kind.value + (f" (cache key {action.cache_key})" if action.cache_key else "")
     for label, value in (

@@ -9,6 +9,10 @@ that matches every line, is refused with the offending rule's name.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
@@ -16,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import re2
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic.version import VERSION as PYDANTIC_VERSION
 
 from medic.events import ActionKind, Category, ProposedAction
+from medic.services.analyzer.compiled_rules import ParsedRulesCache
 
 MAX_PATTERN_CHARS = 1000
 MAX_REPEAT = 100
@@ -62,10 +67,18 @@ class Rule(BaseModel):
 
     @field_validator("patterns")
     @classmethod
-    def _patterns_are_linear_time(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in patterns:
-            check_pattern(pattern)
+    def _patterns_are_linear_time(cls, patterns: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if info.context is not _PATTERNS_CHECKED:
+            for pattern in patterns:
+                check_pattern(pattern)
         return patterns
+
+
+_PATTERNS_CHECKED = object()
+"""Validation context of a rule read back from the parsed-rules cache: its patterns passed
+:func:`check_pattern` when the entry was written (the entry's key covers this module's code and
+RE2's build), and re-checking 500 patterns with RE2 is most of what the cache saves. Only this
+module holds the object, so no other caller can skip the check."""
 
 
 def re2_options() -> re2.Options:
@@ -123,31 +136,97 @@ def _first_errors(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's safe loader when the wheel has it: the same safe subset, parsed in C (the shipped
-rule file took most of a cold ``medic analyze`` in pure Python)."""
+def _parse_yaml(text: str, *, source: str) -> tuple[Rule, ...]:
+    """The rules of a YAML text, every pattern checked. yaml is imported here, not at the top:
+    a process whose rules come from the parsed-rules cache never loads it. libyaml's safe loader
+    when the wheel has it: the same safe subset, parsed in C (the shipped rule file took most of
+    a cold ``medic analyze`` in pure Python)."""
+    import yaml
 
-
-def load_rules_text(text: str, *, source: str) -> tuple[Rule, ...]:
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        document = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a safe loader, C or Python
+        document = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader, C or Python
     except yaml.YAMLError as exc:
         raise RuleError(f"{source}: not valid YAML: {exc}") from None
     return parse_rules(document, source=source)
 
 
-def load_rules_file(path: Path) -> tuple[Rule, ...]:
+PARSED_RULES_FORMAT = "ci-medic-parsed-rules/1"
+
+
+@functools.cache
+def _checker_stamp() -> bytes:
+    """What a parsed rule's validity depends on besides its text: this module's code (the model,
+    the pattern check), pydantic's version and RE2's build (what it refuses). One small read and
+    one stat, once per process."""
+    material = hashlib.sha256(PARSED_RULES_FORMAT.encode())
+    material.update(Path(__file__).read_bytes())
+    material.update(PYDANTIC_VERSION.encode())
+    try:
+        built = os.stat(re2._re2.__file__)  # the extension module: RE2's build
+        material.update(f"{built.st_size}:{built.st_mtime_ns}".encode())
+    except (AttributeError, TypeError, OSError):
+        material.update(b"re2:unknown")
+    return material.digest()
+
+
+def parsed_rules_key(text: str) -> str:
+    """Digest of a rule file's text and of :func:`_checker_stamp`: any edit gives a new key."""
+    digest = hashlib.sha256(_checker_stamp())
+    digest.update(text.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def _encode_rules(rules: Sequence[Rule]) -> bytes:
+    return json.dumps([rule.model_dump(mode="json") for rule in rules], ensure_ascii=True).encode()
+
+
+def _decode_rules(payload: bytes) -> tuple[Rule, ...] | None:
+    """The cached rules, validated again (all but the RE2 pattern check); None if they do not read
+    as rules, e.g. after a change to the categories in :mod:`medic.events`."""
+    try:
+        raw = json.loads(payload)
+        if not isinstance(raw, list):
+            return None
+        rules = tuple(Rule.model_validate(entry, context=_PATTERNS_CHECKED) for entry in raw)
+    except (ValueError, TypeError):  # ValidationError and JSONDecodeError are ValueErrors
+        return None
+    if len({rule.name for rule in rules}) != len(rules):
+        return None
+    return rules
+
+
+def load_rules_text(text: str, *, source: str, cache: ParsedRulesCache | None = None) -> tuple[Rule, ...]:
+    """The rules of one YAML text, each validated; refused with the rule's name if any is not.
+
+    With ``cache``, a text parsed before (same digest, see :func:`parsed_rules_key`) is read
+    back from its JSON instead; a missing, damaged or unreadable entry is parsed again and
+    rewritten. Only a text that parsed cleanly is stored, so a bad file always gives its error.
+    """
+    if cache is None:
+        return _parse_yaml(text, source=source)
+    key = parsed_rules_key(text)
+    payload = cache.load(key)
+    cached = None if payload is None else _decode_rules(payload)
+    if cached is not None:
+        return cached
+    rules = _parse_yaml(text, source=source)
+    cache.store(key, _encode_rules(rules))
+    return rules
+
+
+def load_rules_file(path: Path, *, cache: ParsedRulesCache | None = None) -> tuple[Rule, ...]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RuleError(f"{path}: cannot read rule file: {exc.strerror or exc}") from None
-    return load_rules_text(text, source=str(path))
+    return load_rules_text(text, source=str(path), cache=cache)
 
 
-def default_rules() -> tuple[Rule, ...]:
+def default_rules(*, cache: ParsedRulesCache | None = None) -> tuple[Rule, ...]:
     """The shipped knowledge base (package data, so it travels with the wheel)."""
     resource = resources.files(__package__ or "medic.services.analyzer") / "rules" / "default.yaml"
-    return load_rules_text(resource.read_text(encoding="utf-8"), source="default.yaml")
+    return load_rules_text(resource.read_text(encoding="utf-8"), source="default.yaml", cache=cache)
 
 
 def merge_rules(*layers: Iterable[Rule]) -> tuple[Rule, ...]:
@@ -163,11 +242,15 @@ def merge_rules(*layers: Iterable[Rule]) -> tuple[Rule, ...]:
 
 
 def load_knowledge_rules(
-    *, organisation: Path | None = None, repository: Path | None = None, extra: Sequence[Path] = ()
+    *,
+    organisation: Path | None = None,
+    repository: Path | None = None,
+    extra: Sequence[Path] = (),
+    cache: ParsedRulesCache | None = None,
 ) -> tuple[Rule, ...]:
     """Default rules, then the organisation's file, then the repository's: last word wins."""
-    layers = [default_rules()]
+    layers = [default_rules(cache=cache)]
     for path in (organisation, repository, *extra):
         if path is not None:
-            layers.append(load_rules_file(path))
+            layers.append(load_rules_file(path, cache=cache))
     return merge_rules(*layers)

@@ -24,6 +24,7 @@ from medic.github.models import Job, WorkflowRun
 from medic.logstore import LogStore, inline_budget
 from medic.redact import redact
 from medic.services.monitor.intake import RunToInspect, from_workflow_run
+from medic.singleflight import SingleFlight
 from medic.telemetry import logger
 
 log = logger(__name__)
@@ -106,31 +107,66 @@ async def complete_partial(github: GitHubClient, run: RunToInspect) -> RunToInsp
     )
 
 
-async def run_history(github: GitHubClient, run: RunToInspect) -> RunHistory | None:
+class BranchPages:
+    """The branch's newest completed runs, one request however many failures ask at once.
+
+    A push that breaks a workflow fails many runs of one branch together, and each failure's
+    history is the same page. A failure that asks while that page is in flight shares it;
+    none is kept after it lands, because flaky and inherited judgements need fresh history
+    (a run that finished a second ago decides them): sharing a request in flight makes an
+    answer at most one round trip older than asking anew, which is what asking costs anyway.
+    """
+
+    def __init__(self, github: GitHubClient) -> None:
+        self.github = github
+        self._flights: SingleFlight[tuple[str, str], tuple[WorkflowRun, ...]] = SingleFlight(
+            "monitor_branch_runs"
+        )
+
+    async def newest(self, repository: str, branch: str) -> tuple[WorkflowRun, ...]:
+        return await self._flights.run((repository.lower(), branch), lambda: self._fetch(repository, branch))
+
+    async def _fetch(self, repository: str, branch: str) -> tuple[WorkflowRun, ...]:
+        page = await self.github.list_runs(
+            repository, branch=branch, status="completed", per_page=HISTORY_WINDOW
+        )
+        return page.runs
+
+
+async def run_history(
+    github: GitHubClient, run: RunToInspect, pages: BranchPages | None = None
+) -> RunHistory | None:
     """What the analyzer needs to call a failure flaky or inherited, in at most two requests.
 
     Earlier attempts come from the run's jobs of every attempt (only fetched for a re-run);
-    other runs of the same workflow on the same commit, and the parent commit's latest run,
-    come from one page of the branch's completed runs. The REST API has no "parent commit"
-    without the commits endpoint, so the parent is the newest older run of the same workflow
-    on the branch with another head commit: on a branch of pushes, that is the parent.
-    Any failure here is logged and the detection goes on without history.
+    other runs of the same workflow on the same commit, the parent commit's latest run and
+    the workflow's last green run on the branch come from one page of the branch's completed
+    runs (shared by the failures asking at once, see :class:`BranchPages`). The REST API has
+    no "parent commit" without the commits endpoint, so the parent is the newest older run
+    of the same workflow on the branch with another head commit: on a branch of pushes,
+    that is the parent. The last green run spares the analyzer its own search for a
+    baseline. Any failure here is logged and the detection goes on without history.
     """
+    pages = pages or BranchPages(github)
     try:
         passed, failed = _earlier_attempts(await _all_jobs(github, run), run.run_attempt)
         parent: str | None = None
+        green: WorkflowRun | None = None
         if run.branch:
-            page = await github.list_runs(
-                run.repository, branch=run.branch, status="completed", per_page=HISTORY_WINDOW
-            )
-            same_commit, parent = _branch_history(page.runs, run)
+            runs = await pages.newest(run.repository, run.branch)
+            same_commit, parent, green = _branch_history(runs, run)
             passed += sum(1 for c in same_commit if c == "success")
             failed += sum(1 for c in same_commit if run_failed(c))
     except (GitHubError, ValueError, KeyError) as exc:
         log.warning("run_history_unavailable", repository=run.repository, run_id=run.run_id, error=str(exc))
         return None
     return RunHistory(
-        earlier_attempts_passed=passed, earlier_attempts_failed=failed, parent_commit_conclusion=parent
+        earlier_attempts_passed=passed,
+        earlier_attempts_failed=failed,
+        parent_commit_conclusion=parent,
+        branch_runs_read=bool(run.branch),
+        last_green_run_id=green.id if green else None,
+        last_green_run_attempt=green.run_attempt if green else None,
     )
 
 
@@ -151,14 +187,19 @@ def _earlier_attempts(jobs: list[Job], attempt: int) -> tuple[int, int]:
     return passed, failed
 
 
-def _branch_history(runs: tuple[WorkflowRun, ...], run: RunToInspect) -> tuple[list[str | None], str | None]:
-    """Conclusions of other runs of this workflow on the same commit, and the parent's conclusion."""
+def _branch_history(
+    runs: tuple[WorkflowRun, ...], run: RunToInspect
+) -> tuple[list[str | None], str | None, WorkflowRun | None]:
+    """Conclusions of other runs of this workflow on the same commit, the parent's conclusion,
+    and the newest successful run of this workflow (on any commit of the branch)."""
     workflow = run.workflow_path or run.workflow_name
     mine = [r for r in runs if (r.path or r.name) == workflow and r.id != run.run_id]
     same_commit = [r.conclusion for r in mine if run.head_sha and r.head_sha == run.head_sha]
     older = [r for r in mine if r.head_sha != run.head_sha and r.id < run.run_id]
     parent = max(older, key=lambda r: r.id).conclusion if older else None
-    return same_commit, parent
+    greens = (r for r in mine if r.conclusion == "success" and r.id >= 1 and r.run_attempt >= 1)
+    green = max(greens, key=lambda r: r.id, default=None)
+    return same_commit, parent, green
 
 
 def failure_detected(

@@ -21,7 +21,13 @@ from medic.github.errors import RateLimitExhausted
 from medic.logstore import LogStore
 from medic.runtime import Service
 from medic.services.monitor.allowlist import RepositoryAllowlist
-from medic.services.monitor.detection import complete_partial, failed_jobs, failure_detected, run_history
+from medic.services.monitor.detection import (
+    BranchPages,
+    complete_partial,
+    failed_jobs,
+    failure_detected,
+    run_history,
+)
 from medic.services.monitor.http import webhook_router
 from medic.services.monitor.intake import RunToInspect, decode_run
 from medic.services.monitor.polling import Poller
@@ -45,6 +51,8 @@ class MonitorService(Service):
         self.settings = settings
         self.bus = bus
         self.github = github
+        self.branch_pages = BranchPages(github)
+        """Failures of one branch inspected at once share one request for its newest runs."""
         self.intake_stream = f"{bus.topology.stream}_INTAKE"
         self.intake_subject = f"{bus.topology.prefix}.intake.github"
         self.allowlist = RepositoryAllowlist(settings.allowed_repositories)
@@ -146,7 +154,7 @@ class MonitorService(Service):
             WAITING_FOR_GITHUB.inc()
             raise Deferred(f"logs rate limited: {exc}", delay_seconds=exc.seconds_until_reset()) from exc
         await delivery.in_progress()
-        history = await run_history(self.github, run)
+        history = await run_history(self.github, run, self.branch_pages)
         event = failure_detected(run, jobs, history=history)
         ack = await self.bus.publish(event)
         await self._detections.remember(run.failure_id, event.event_id)

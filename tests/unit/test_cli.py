@@ -69,18 +69,88 @@ def test_simulate_against_nothing_says_where_it_looked() -> None:
     assert "127.0.0.1:9" in result.output
 
 
-def test_the_command_loads_without_the_bus_the_database_driver_or_the_model_client() -> None:
-    """``medic --help`` pays only for what it shows: a fresh interpreter imports the CLI and lists
-    the modules it brought in (structural, so it holds on a loaded machine too)."""
+def _modules_loaded(code: str, *names: str, env: dict[str, str] | None = None) -> list[str]:
+    """Which of ``names`` a fresh interpreter has imported after running ``code``: structural, so
+    it holds on a loaded machine too, and fails as soon as someone adds an eager import."""
+    import os
     import subprocess
     import sys
 
-    heavy = ("nats", "asyncpg", "openai", "githubkit", "httpx", "medic.bus", "medic.config")
-    probe = f"import sys, medic.services.cli; print(','.join(m for m in {heavy!r} if m in sys.modules))"
-    loaded = subprocess.run(  # noqa: S603 - our interpreter, a fixed probe
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
-    ).stdout.strip()
-    assert loaded == ""
+    probe = f"{code}\nimport sys\nprint(','.join(m for m in {names!r} if m in sys.modules))"
+    loaded = (
+        subprocess.run(  # noqa: S603 - our interpreter, a fixed probe
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+            env={**os.environ, **(env or {})},
+        )
+        .stdout.strip()
+        .splitlines()
+    )
+    return [name for name in loaded[-1].split(",") if name] if loaded else []
+
+
+STARTUP_HEAVY = (
+    "nats",
+    "asyncpg",
+    "openai",
+    "githubkit",
+    "httpx",
+    "opentelemetry",
+    "medic.bus",
+    "medic.config",
+)
+"""What no command pays for unless it uses it: the bus, the database driver, the model and
+GitHub clients, the HTTP client, telemetry, the settings (pydantic-settings)."""
+
+
+def test_the_command_loads_without_the_bus_the_database_driver_or_the_model_client() -> None:
+    """``medic --help`` pays only for what it shows: not even the services' wiring (asyncio)."""
+    assert (
+        _modules_loaded("import medic.services.cli", *STARTUP_HEAVY, "asyncio", "medic.services.composition")
+        == []
+    )
+
+
+def test_analyze_json_loads_only_the_analyzer(tmp_path: Path) -> None:
+    """``medic analyze --json`` runs in a fresh interpreter with a cold and then a warm rules cache;
+    neither run imports the services' wiring, the settings, rich (no report is printed) or, once
+    the parsed rules are cached, the YAML parser."""
+    log = next(LOG.glob("*.log"))
+    run = (
+        "import contextlib, io\n"
+        "from medic.services.cli import app\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        f'    app(["analyze", {str(log)!r}, "--json"])'
+    )
+    heavy = (*STARTUP_HEAVY, "asyncio", "medic.services.composition", "rich", "yaml")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    assert _modules_loaded(run, *heavy, env=env) == ["yaml"]  # cold: the rule file is parsed once
+    assert _modules_loaded(run, *heavy, "medic.services.analyzer.offline", env=env) == [
+        "medic.services.analyzer.offline"
+    ]
+
+
+def test_the_help_texts_copied_into_the_cli_are_the_services_own() -> None:
+    from medic.services import cli, composition
+
+    assert cli.SERVICE_NAMES == composition.SERVICE_NAMES
+    assert cli.SANDBOX_GITHUB_PREFIX == composition.SANDBOX_GITHUB_PREFIX
+
+
+def test_lazy_commands_carry_their_functions_own_help() -> None:
+    import importlib
+
+    from medic.services.cli import LAZY_COMMANDS
+
+    for name, (target, help_text) in LAZY_COMMANDS.items():
+        module, attr = target.split(":")
+        doc = getattr(importlib.import_module(module), attr).__doc__
+        assert doc is not None and doc.strip().splitlines()[0] == help_text, name
+        result = runner.invoke(app, [name, "--help"])
+        assert result.exit_code == 0 and help_text in " ".join(result.output.split()), name
 
 
 def test_lazy_groups_carry_their_modules_own_help() -> None:
