@@ -157,9 +157,10 @@ def _service_env(
 
 
 async def _start_services(
-    shape: str, ports: dict[str, int], env: dict[str, str], logs: Path
-) -> dict[str, Process]:
-    processes: dict[str, Process] = {}
+    shape: str, ports: dict[str, int], env: dict[str, str], logs: Path, processes: dict[str, Process]
+) -> None:
+    """Start the shape's processes into ``processes`` (so the caller stops even a half-started
+    set) and wait until each answers ``/readyz``."""
     for label, names in _hosts(shape).items():
         with (logs / f"{label}.log").open("wb") as stderr:
             processes[label] = await asyncio.create_subprocess_exec(
@@ -186,7 +187,6 @@ async def _start_services(
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"services {label!r} not ready within 300 s")
                 await asyncio.sleep(0.2)
-    return processes
 
 
 async def _stop_services(processes: dict[str, Process]) -> None:
@@ -240,6 +240,7 @@ async def _start_sender(url: str, deliveries: Path, mode: str, value: float) -> 
         str(value),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
+        limit=1 << 26,  # its report is one line: a send time for every failure
     )
     assert process.stdout is not None
     ready = await asyncio.wait_for(process.stdout.readline(), timeout=300)
@@ -289,8 +290,9 @@ async def run_pipeline(
         bus = await Bus.connect(nats_url, topology)  # the streams exist before any service starts
         services: dict[str, Process] = {}
         sandbox_result: dict[str, Any] = {}
+        sender: Process | None = None
         try:
-            services = await _start_services(shape, ports, env, Path(tmp))
+            await _start_services(shape, ports, env, Path(tmp), services)
             sender = await _start_sender(f"{monitor_url}/webhooks/github", deliveries_file, mode, value)
             seen, all_terminal = Milestones(), asyncio.Event()
             subscription = await _watch(bus, expected, seen, all_terminal)
@@ -326,6 +328,9 @@ async def run_pipeline(
                     await asyncio.sleep(0.1)
                 split = json.loads(profile_file.read_text(encoding="utf-8"))
         finally:
+            if sender is not None and sender.returncode is None:  # only when the run failed
+                sender.kill()
+                await sender.wait()
             await _stop_services(services)
             sandbox_result = await _stop_sandbox(sandbox)
             await bus.close()
