@@ -55,6 +55,35 @@ def row_hash(
     return hashlib.sha256(f"{prev_hash}\n{text}".encode()).hexdigest()
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_json(value: Any) -> str:
+    """The JSON :func:`row_hash` hashes, for one value (the details, written to jsonb as is)."""
+    return _CANONICAL.encode(value)
+
+
+def content_head(
+    *,
+    event_id: str,
+    occurred_at: datetime,
+    actor: str,
+    action: str,
+    outcome: str | None,
+    failure_id: str,
+    repository: str | None,
+) -> str:
+    """The part of a row's canonical JSON between its id and its details, encoded once
+    before the batch's transaction so only :func:`linked_hash` runs under the chain lock."""
+    head = [event_id, canonical_time(occurred_at), actor, action, outcome, failure_id, repository]
+    return _CANONICAL.encode(head)[1:-1]
+
+
+def linked_hash(prev_hash: str, row_id: int, head: str, details_json: str) -> str:
+    """:func:`row_hash` from pre-encoded parts: ``[id,<head>,<details>]`` is the same text."""
+    return hashlib.sha256(f"{prev_hash}\n[{row_id},{head},{details_json}]".encode()).hexdigest()
+
+
 Problem = Literal["altered", "inserted", "deleted"]
 
 

@@ -3,8 +3,10 @@
 The tracking row (consumer, event_id) is written first; an event already tracked is
 skipped, so a redelivered or replayed event changes nothing the second time. Audit rows
 are appended under the chain-head row lock, which serialises the chain across handlers
-and replicas. Failure upserts are order-tolerant (see :mod:`.projection`), so a batch may
-group them by statement shape instead of applying them one by one.
+and replicas. A batch goes through the set-based path of :mod:`.batch`; the row path here
+(one statement per row, one event per transaction) is what isolates an event that cannot
+be stored, so its reason is recorded exactly as it always was, and it is the reference
+the set-based path is tested against.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from medic.db import Conn
 from medic.events import Event
+from medic.services.projector.batch import Entry, entry_of_event, entry_of_unapplied, write_batch
 from medic.services.projector.chain import row_hash
 from medic.services.projector.projection import AuditEntry, FailureChange, project
 from medic.services.projector.unapplied import (
@@ -58,7 +61,73 @@ RETURNING event_id
 
 
 async def apply_events(conn: Conn, items: Sequence[tuple[Event, int]], *, consumer: str = CONSUMER) -> int:
-    """Apply ``(event, stream_seq)`` pairs in one transaction; return how many were new."""
+    """Apply ``(event, stream_seq)`` pairs in one transaction (set-based); return how many were new.
+
+    Raises for an event that cannot be stored; :func:`apply_or_record` records it instead.
+    """
+    entries = [entry_of_event(event, seq) for event, seq in items]
+    return len(await write_batch(conn, entries, consumer=consumer))
+
+
+Received = tuple[Event | Unreadable, int, datetime]
+"""A message as the projector got it: the event (or what could not be read), stream sequence, time."""
+
+
+class Prepared(NamedTuple):
+    """Received messages with their entries built (no database needed), or None when some
+    message cannot be projected: then the batch goes the row path, message by message."""
+
+    items: Sequence[Received]
+    entries: list[Entry] | None
+
+
+def prepare(items: Sequence[Received]) -> Prepared:
+    """The CPU-side work of a batch, done before (and, in a replay, beside) the database's."""
+    try:
+        entries = [
+            entry_of_unapplied(of_unreadable(item, seq, at))
+            if isinstance(item, Unreadable)
+            else entry_of_event(item, seq)
+            for item, seq, at in items
+        ]
+    except PERMANENT_ERRORS:
+        return Prepared(items, None)
+    return Prepared(items, entries)
+
+
+async def apply_or_record(conn: Conn, items: Sequence[Received], *, consumer: str = CONSUMER) -> int:
+    """Apply what can be applied; record every other message as unapplied. Never drops one."""
+    return await apply_prepared(conn, prepare(items), consumer=consumer)
+
+
+async def apply_prepared(conn: Conn, prepared: Prepared, *, consumer: str = CONSUMER) -> int:
+    """The batch in one transaction, in stream order; if it fails for a reason that would fail
+    again (see :data:`PERMANENT_ERRORS`), each message alone on the row path, those that still
+    fail recorded with their reason. Transient errors propagate, for redelivery.
+    Returns how many messages were new (applied or recorded).
+    """
+    if prepared.entries is not None:
+        try:
+            fresh = await write_batch(conn, prepared.entries, consumer=consumer)
+        except PERMANENT_ERRORS:
+            pass
+        else:
+            _log_unapplied([e.unapplied for e in fresh if e.unapplied is not None])
+            return len(fresh)
+    new = 0
+    for item, seq, at in prepared.items:
+        if isinstance(item, Unreadable):
+            new += await record_unapplied(conn, [of_unreadable(item, seq, at)], consumer=consumer)
+            continue
+        try:
+            new += await apply_rowwise(conn, [(item, seq)], consumer=consumer)
+        except PERMANENT_ERRORS as exc:
+            new += await record_unapplied(conn, [of_event(item, seq, exc)], consumer=consumer)
+    return new
+
+
+async def apply_rowwise(conn: Conn, items: Sequence[tuple[Event, int]], *, consumer: str = CONSUMER) -> int:
+    """The row path: ``(event, stream_seq)`` pairs in one transaction, a statement per row."""
     unique: dict[str, tuple[Event, int]] = {}
     for event, seq in items:
         unique.setdefault(event.event_id, (event, seq))
@@ -80,37 +149,6 @@ async def apply_events(conn: Conn, items: Sequence[tuple[Event, int]], *, consum
     return len(projections)
 
 
-Received = tuple[Event | Unreadable, int, datetime]
-"""A message as the projector got it: the event (or what could not be read), stream sequence, time."""
-
-
-async def apply_or_record(conn: Conn, items: Sequence[Received], *, consumer: str = CONSUMER) -> int:
-    """Apply what can be applied; record every other message as unapplied. Never drops one.
-
-    The batch is tried in one transaction; if it fails for a reason that would fail again
-    (see :data:`PERMANENT_ERRORS`), each event is tried alone and those that still fail are
-    recorded with their reason. Transient errors propagate, for redelivery.
-    Returns how many messages were new (applied or recorded).
-    """
-    events = [(item, seq) for item, seq, _ in items if not isinstance(item, Unreadable)]
-    unapplied = [of_unreadable(item, seq, at) for item, seq, at in items if isinstance(item, Unreadable)]
-    try:
-        new = await apply_events(conn, events, consumer=consumer)
-    except PERMANENT_ERRORS as exc:
-        if len(events) == 1:
-            event, seq = events[0]
-            unapplied.append(of_event(event, seq, exc))
-            new = 0
-        else:
-            new = 0
-            for event, seq in events:
-                try:
-                    new += await apply_events(conn, [(event, seq)], consumer=consumer)
-                except PERMANENT_ERRORS as one:
-                    unapplied.append(of_event(event, seq, one))
-    return new + await record_unapplied(conn, unapplied, consumer=consumer)
-
-
 async def record_unapplied(conn: Conn, items: Sequence[Unapplied], *, consumer: str = CONSUMER) -> int:
     """Tracking and audit rows for messages that could not be applied (once each, like events)."""
     unique = {u.event_id: u for u in items}
@@ -128,9 +166,13 @@ async def record_unapplied(conn: Conn, items: Sequence[Unapplied], *, consumer: 
         fresh = [unique[r["event_id"]] for r in rows]
         if fresh:
             await _append_audit(conn, [u.audit() for u in fresh])
-    for u in fresh:
-        log.error("event_unapplied", event_id=u.event_id, stream_seq=u.stream_seq, reason=u.reason[:300])
+    _log_unapplied(fresh)
     return len(fresh)
+
+
+def _log_unapplied(items: Sequence[Unapplied]) -> None:
+    for u in items:
+        log.error("event_unapplied", event_id=u.event_id, stream_seq=u.stream_seq, reason=u.reason[:300])
 
 
 async def _append_audit(conn: Conn, entries: Sequence[AuditEntry]) -> None:

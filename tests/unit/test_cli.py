@@ -72,11 +72,16 @@ def test_simulate_against_nothing_says_where_it_looked() -> None:
 def _modules_loaded(code: str, *names: str, env: dict[str, str] | None = None) -> list[str]:
     """Which of ``names`` a fresh interpreter has imported after running ``code``: structural, so
     it holds on a loaded machine too, and fails as soon as someone adds an eager import."""
+    return _in_fresh_interpreter(code, f"[m for m in {names!r} if m in sys.modules]", env=env)
+
+
+def _in_fresh_interpreter(code: str, listing: str, *, env: dict[str, str] | None = None) -> list[str]:
+    """The list of strings ``listing`` evaluates to after ``code`` ran in a new interpreter."""
     import os
     import subprocess
     import sys
 
-    probe = f"{code}\nimport sys\nprint(','.join(m for m in {names!r} if m in sys.modules))"
+    probe = f"{code}\nimport sys\nprint(','.join({listing}))"
     loaded = (
         subprocess.run(  # noqa: S603 - our interpreter, a fixed probe
             [sys.executable, "-c", probe],
@@ -130,6 +135,26 @@ def test_analyze_json_loads_only_the_analyzer(tmp_path: Path) -> None:
     assert _modules_loaded(run, *heavy, env=env) == ["yaml"]  # cold: the rule file is parsed once
     assert _modules_loaded(run, *heavy, "medic.services.analyzer.offline", env=env) == [
         "medic.services.analyzer.offline"
+    ]
+
+
+def test_analyze_builds_only_the_contracts_it_uses(tmp_path: Path) -> None:
+    """The event contracts are built on first use: ``medic analyze`` validates an excerpt and an
+    action, not the thirty envelopes and payloads of the bus."""
+    log = next(LOG.glob("*.log"))
+    run = (
+        "import contextlib, io, pydantic\n"
+        "from medic.services.cli import app\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        f'    app(["analyze", {str(log)!r}, "--json"])\n'
+        "import medic.events as events\n"
+        "models = [v for v in vars(events).values()\n"
+        "          if isinstance(v, type) and issubclass(v, pydantic.BaseModel)]"
+    )
+    built = "sorted(m.__name__ for m in models if m.__pydantic_complete__)"
+    assert _in_fresh_interpreter(run, built, env={"XDG_CACHE_HOME": str(tmp_path)}) == [
+        "ExcerptLine",
+        "ProposedAction",
     ]
 
 
