@@ -155,12 +155,16 @@ PARSED_RULES_FORMAT = "ci-medic-parsed-rules/1"
 
 
 @functools.cache
-def _checker_stamp() -> bytes:
+def _checker_stamp() -> bytes | None:
     """What a parsed rule's validity depends on besides its text: this module's code (the model,
     the pattern check), pydantic's version and RE2's build (what it refuses). One small read and
-    one stat, once per process."""
+    one stat, once per process; None when this module's source cannot be read (a zip import),
+    and then nothing is cached: a key that missed a code change would be trusted wrongly."""
     material = hashlib.sha256(PARSED_RULES_FORMAT.encode())
-    material.update(Path(__file__).read_bytes())
+    try:
+        material.update(Path(__file__).read_bytes())
+    except OSError:
+        return None
     material.update(PYDANTIC_VERSION.encode())
     try:
         built = os.stat(re2._re2.__file__)  # the extension module: RE2's build
@@ -170,9 +174,13 @@ def _checker_stamp() -> bytes:
     return material.digest()
 
 
-def parsed_rules_key(text: str) -> str:
-    """Digest of a rule file's text and of :func:`_checker_stamp`: any edit gives a new key."""
-    digest = hashlib.sha256(_checker_stamp())
+def parsed_rules_key(text: str) -> str | None:
+    """Digest of a rule file's text and of :func:`_checker_stamp`: any edit gives a new key
+    (None: no key can be trusted here, see :func:`_checker_stamp`)."""
+    stamp = _checker_stamp()
+    if stamp is None:
+        return None
+    digest = hashlib.sha256(stamp)
     digest.update(text.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
@@ -189,7 +197,7 @@ def _decode_rules(payload: bytes) -> tuple[Rule, ...] | None:
         if not isinstance(raw, list):
             return None
         rules = tuple(Rule.model_validate(entry, context=_PATTERNS_CHECKED) for entry in raw)
-    except (ValueError, TypeError):  # ValidationError and JSONDecodeError are ValueErrors
+    except (ValueError, TypeError, RecursionError):  # ValidationError, JSONDecodeError: ValueErrors
         return None
     if len({rule.name for rule in rules}) != len(rules):
         return None
@@ -203,9 +211,9 @@ def load_rules_text(text: str, *, source: str, cache: ParsedRulesCache | None = 
     back from its JSON instead; a missing, damaged or unreadable entry is parsed again and
     rewritten. Only a text that parsed cleanly is stored, so a bad file always gives its error.
     """
-    if cache is None:
+    key = None if cache is None else parsed_rules_key(text)
+    if cache is None or key is None:
         return _parse_yaml(text, source=source)
-    key = parsed_rules_key(text)
     payload = cache.load(key)
     cached = None if payload is None else _decode_rules(payload)
     if cached is not None:

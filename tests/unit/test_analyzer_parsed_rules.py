@@ -84,6 +84,14 @@ def test_the_key_covers_the_checking_code(monkeypatch: pytest.MonkeyPatch) -> No
     assert parsed_rules_key(TEXT) != before
 
 
+def test_without_a_readable_source_nothing_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the checking code cannot be read (a zip import), no key could follow its changes."""
+    monkeypatch.setattr(rules_module, "_checker_stamp", lambda: None)
+    cache = ParsedRulesCache(tmp_path)
+    assert load_rules_text(TEXT, source="t", cache=cache) == load_rules_text(TEXT, source="t")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_bad_file_is_refused_every_time_and_never_stored(tmp_path: Path) -> None:
     cache = ParsedRulesCache(tmp_path)
     bad = TEXT.replace("'connection reset by peer'", "'x*'")
@@ -128,6 +136,7 @@ def test_a_damaged_entry_is_ignored_and_rewritten(
         pytest.param(b'{"rules": []}', id="not-a-list"),
         pytest.param(b'[{"name": "x"}]', id="missing-fields"),
         pytest.param(b"[1, 2]", id="not-rules"),
+        pytest.param(b"[" * 100_000, id="nested-too-deep"),
         pytest.param(
             b'[{"name": "a", "patterns": ["boom"], "category": "no-such-category", "risk_floor": 1,'
             b' "confidence": 0.5}]',
@@ -149,14 +158,17 @@ def test_a_damaged_entry_is_ignored_and_rewritten(
 def test_a_well_signed_but_wrong_entry_is_ignored(tmp_path: Path, payload: bytes) -> None:
     cache = ParsedRulesCache(tmp_path)
     expected = load_rules_text(TEXT, source="t")
-    assert cache.store(parsed_rules_key(TEXT), payload)
+    key = parsed_rules_key(TEXT)
+    assert key is not None
+    assert cache.store(key, payload)
     assert load_rules_text(TEXT, source="t", cache=cache) == expected
-    assert cache.load(parsed_rules_key(TEXT)) != payload
+    assert cache.load(key) != payload
 
 
 def test_a_compiled_database_is_not_read_as_parsed_rules(tmp_path: Path) -> None:
     """The two kinds of entry share a directory and a key space, never a file."""
     key = parsed_rules_key(TEXT)
+    assert key is not None
     assert CompiledRulesCache(tmp_path).store(key, b"[]")
     assert ParsedRulesCache(tmp_path).load(key) is None
     assert load_rules_text(TEXT, source="t", cache=ParsedRulesCache(tmp_path)) == load_rules_text(

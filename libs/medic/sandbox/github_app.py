@@ -6,6 +6,7 @@ fields) is built from the incoming request and its ``root_path``, so it works in
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -98,7 +99,14 @@ def _errors_and_limits(app: FastAPI, sandbox: SandboxGitHub) -> None:
                     media_type="text/html",
                 )
             return github_error(503, "Service Unavailable", window.headers())
-        response = await call_next(request)
+        window.in_flight += 1
+        window.most_in_flight = max(window.most_in_flight, window.in_flight)
+        try:
+            if sandbox.modes.latency_seconds:
+                await asyncio.sleep(sandbox.modes.latency_seconds)
+            response = await call_next(request)
+        finally:
+            window.in_flight -= 1
         if not free and response.status_code != 304:
             window.used += 1  # conditional requests answered 304 are free, as on GitHub
         response.headers.update(window.headers())
