@@ -480,17 +480,45 @@ def profile_figure(run: Run) -> dict[str, Any]:
     }
 
 
-def steady_figures(run: Run, rate: float, baseline: dict[str, Any]) -> list[dict[str, Any]]:
-    """Latency at a steady rate, against raw JetStream publish-to-arrival at the same rate."""
+MILESTONES = (
+    ("answered", "response", None),
+    ("detected", "failure_detected", 50),
+    ("gated", "gate_decided", 250),
+    ("terminal", "terminal_event", None),
+)
+"""Each steady-rate figure: the milestone, its name, the issue's target for its p99 (ms)."""
+
+
+def low_rate_latencies(run: Run, rate: float) -> dict[str, Any]:
+    """The same path with no backlog (a low rate), as a baseline: what one failure costs alone."""
+    summary: dict[str, Any] = {"figure": "same path at a low rate", "rate": rate, "failures": run.failures}
+    for milestone, name, _ in MILESTONES:
+        latencies = run.latencies(milestone)
+        if latencies:
+            summary[name] = {
+                "p50": round(statistics.median(latencies) * 1000, 1),
+                "p99": round(_percentile(latencies, 0.99) * 1000, 1),
+            }
+    summary["completed_rate"] = round(run.failures / run.elapsed, 2)
+    return summary
+
+
+def steady_figures(
+    run: Run, rate: float, floor: dict[str, Any], low_rate: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Latency at a steady rate, against raw JetStream publish-to-arrival at the same rate and,
+    when measured, the same path at a low rate (no backlog)."""
     suffix, load = _suffix(run.shape), _load()
     figures: list[dict[str, Any]] = []
-    for milestone, name, target in (
-        ("answered", "response", None),
-        ("detected", "failure_detected", 50),
-        ("gated", "gate_decided", 250),
-        ("terminal", "terminal_event", None),
-    ):
+    for milestone, name, target in MILESTONES:
         latencies = run.latencies(milestone)
+        baseline = {"raw_jetstream": floor}
+        if low_rate is not None and name in low_rate:
+            baseline["same_path_at_low_rate"] = {
+                "rate": low_rate["rate"],
+                "failures": low_rate["failures"],
+                **low_rate[name],
+            }
         figures.append(
             {
                 "figure": f"steady_webhook_to_{name}_p99{suffix}",
