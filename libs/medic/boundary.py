@@ -54,29 +54,35 @@ def has_control_characters(value: str) -> bool:
     return _CONTROL.search(value) is not None
 
 
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+"""A complete JSON string, escapes included (unrolled, so long strings match in C, not per byte)."""
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
 def json_too_deep(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
     """True when ``body`` nests arrays/objects deeper than ``max_depth`` (checked before parsing).
 
     Python's JSON parser recurses per level and dies with ``RecursionError`` on a few
-    thousand; this scan is iterative and skips brackets inside strings.
+    thousand; this check is iterative and skips brackets inside strings. Strings are cut out
+    and everything but brackets dropped by the regex engine and ``bytes.translate`` (both C);
+    Python then walks only the brackets. A quote left over opens a string that never ends:
+    nothing after it is structure. (A byte-by-byte loop cost 1.5 ms per webhook, 4% of the
+    pipeline's CPU in the bench.)
     """
+    outside = _JSON_STRING.sub(b"", body)
+    unterminated = outside.find(b'"')
+    if unterminated >= 0:
+        outside = outside[:unterminated]
+    brackets = outside.translate(None, _NOT_BRACKETS)
+    if len(brackets) <= max_depth:
+        return False
     depth = 0
-    in_string = escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
+    for byte in brackets:
+        if byte in (0x5B, 0x7B):  # [ {
             depth += 1
             if depth > max_depth:
                 return True
-        elif byte in (0x5D, 0x7D):
+        else:
             depth -= 1
     return False
 

@@ -190,6 +190,9 @@ class Settings(BaseSettings):
     github_max_wait_seconds: float = Field(default=30.0, gt=0, le=3600)
     """How long one GitHub call may wait (retries, a rate-limit reset) before the whole event is
     deferred until the reset instead."""
+    github_max_in_flight: int = Field(default=8, ge=1, le=100)
+    """GitHub requests one service process has on the wire at once (GitHub asks for few
+    concurrent requests per token; a small pool also costs less CPU per request)."""
     github_webhook_secret: SecretStr | None = None
     """Comma-separated: several secrets are accepted while one is being rotated."""
     log_tail_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)

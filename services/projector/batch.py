@@ -13,11 +13,12 @@ path in :mod:`.store` remains the fallback that isolates an event that cannot be
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from medic.db import Conn
+from medic.db import Conn, _jsonb_decode, _jsonb_encode
 from medic.events import Event
 from medic.services.projector.chain import canonical_json, content_head, linked_hash
 from medic.services.projector.merge import (
@@ -110,36 +111,100 @@ _UPSERT = _failures_upsert()
 _JSON_COLUMNS = frozenset(name for name, kind in FAILURE_COLUMNS if kind == "jsonb")
 
 
+COPY_AT_LEAST = 64
+"""From this many messages a batch is written with COPY; below it, COPY's set-up costs more."""
+
+_TRACKED = "SELECT event_id FROM projector_tracking WHERE consumer = $1 AND event_id = ANY($2::text[])"
+_TRACKING_COLUMNS = ("consumer", "event_id", "stream_seq", "event_type", "occurred_at")
+_AUDIT_COLUMNS = (
+    "id",
+    "event_id",
+    "occurred_at",
+    "actor",
+    "action",
+    "outcome",
+    "failure_id",
+    "repository",
+    "details",
+    "prev_hash",
+    "row_hash",
+)
+
+
+class CanonicalJson(str):
+    """JSON text already encoded for the hash, written to a jsonb column as it is (not again)."""
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return b"\x01" + value.encode() if isinstance(value, CanonicalJson) else _jsonb_encode(value)
+
+
+_PASSES_CANONICAL_JSON: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+async def _pass_canonical_json(conn: Conn) -> None:
+    """The pool's jsonb codec, taught to take :class:`CanonicalJson` as it is (once per connection)."""
+    raw = getattr(conn, "_con", None) or conn  # a pool hands out a proxy around the connection
+    if raw in _PASSES_CANONICAL_JSON:
+        return
+    await conn.set_type_codec(
+        "jsonb", encoder=_encode_jsonb, decoder=_jsonb_decode, schema="pg_catalog", format="binary"
+    )
+    _PASSES_CANONICAL_JSON.add(raw)
+
+
 async def write_batch(conn: Conn, entries: Sequence[Entry], *, consumer: str) -> list[Entry]:
-    """Write the entries not yet tracked, in their order, in one transaction; return them."""
+    """Write the entries not yet tracked, in their order, in one transaction; return them.
+
+    A large batch takes the chain-head lock first (every writer of these tables takes it),
+    so it may look up which events are tracked and COPY the rest without a conflict check.
+    """
     unique: dict[str, Entry] = {}
     for entry in entries:
         unique.setdefault(entry.event_id, entry)
+    bulk = len(unique) >= COPY_AT_LEAST
+    if bulk:
+        await _pass_canonical_json(conn)
     async with conn.transaction():
-        tracked = await conn.fetch(
-            _TRACK,
-            consumer,
-            list(unique),
-            [e.stream_seq for e in unique.values()],
-            [e.event_type for e in unique.values()],
-            [e.occurred_at for e in unique.values()],
-        )
-        new_ids = {r[0] for r in tracked}
-        fresh = [e for e in unique.values() if e.event_id in new_ids]
+        if bulk:
+            head = await _lock_chain(conn)
+            known = {r[0] for r in await conn.fetch(_TRACKED, consumer, list(unique))}
+            fresh = [e for e in unique.values() if e.event_id not in known]
+            if fresh:
+                records = [(consumer, e.event_id, e.stream_seq, e.event_type, e.occurred_at) for e in fresh]
+                await conn.copy_records_to_table(
+                    "projector_tracking", records=records, columns=_TRACKING_COLUMNS
+                )
+        else:
+            tracked = await conn.fetch(
+                _TRACK,
+                consumer,
+                list(unique),
+                [e.stream_seq for e in unique.values()],
+                [e.event_type for e in unique.values()],
+                [e.occurred_at for e in unique.values()],
+            )
+            new_ids = {r[0] for r in tracked}
+            fresh = [e for e in unique.values() if e.event_id in new_ids]
+            head = await _lock_chain(conn) if fresh else (0, "")
         if not fresh:
             return []
-        await _append_chain(conn, fresh)
+        await _append_chain(conn, head, fresh, bulk=bulk)
         changes = [e.change for e in fresh if e.change is not None]
         if changes:
-            await _upsert_failures(conn, changes)
+            await _upsert_failures(conn, changes, bulk=bulk)
     return fresh
 
 
-async def _append_chain(conn: Conn, fresh: Sequence[Entry]) -> None:
+async def _lock_chain(conn: Conn) -> tuple[int, str]:
     head = await conn.fetchrow("SELECT last_id, last_hash FROM audit_chain_head FOR UPDATE")
     if head is None:
         raise RuntimeError("audit_chain_head is empty: the schema was not migrated")
-    last_id, last_hash = int(head["last_id"]), str(head["last_hash"])
+    return int(head["last_id"]), str(head["last_hash"])
+
+
+async def _append_chain(conn: Conn, head: tuple[int, str], fresh: Sequence[Entry], *, bulk: bool) -> None:
+    last_id, last_hash = head
     ids, prevs, hashes = [], [], []
     for e in fresh:
         last_id += 1
@@ -147,32 +212,42 @@ async def _append_chain(conn: Conn, fresh: Sequence[Entry]) -> None:
         prevs.append(last_hash)
         last_hash = linked_hash(last_hash, last_id, e.head, e.details_json)
         hashes.append(last_hash)
-    await conn.execute(
-        _AUDIT,
-        ids,
-        [e.event_id for e in fresh],
-        [e.occurred_at for e in fresh],
-        [e.audit.actor for e in fresh],
-        [e.audit.action for e in fresh],
-        [e.audit.outcome for e in fresh],
-        [e.audit.failure_id for e in fresh],
-        [e.audit.repository for e in fresh],
-        [e.details_json for e in fresh],
-        prevs,
-        hashes,
-    )
+    if bulk:
+        records = []
+        for row_id, e, prev, digest in zip(ids, fresh, prevs, hashes, strict=True):
+            a, details = e.audit, CanonicalJson(e.details_json)
+            row = (row_id, e.event_id, e.occurred_at, a.actor, a.action, a.outcome, a.failure_id)
+            records.append((*row, a.repository, details, prev, digest))
+        await conn.copy_records_to_table("audit_log", records=records, columns=_AUDIT_COLUMNS)
+    else:
+        await conn.execute(
+            _AUDIT,
+            ids,
+            [e.event_id for e in fresh],
+            [e.occurred_at for e in fresh],
+            [e.audit.actor for e in fresh],
+            [e.audit.action for e in fresh],
+            [e.audit.outcome for e in fresh],
+            [e.audit.failure_id for e in fresh],
+            [e.audit.repository for e in fresh],
+            [e.details_json for e in fresh],
+            prevs,
+            hashes,
+        )
     await conn.execute("UPDATE audit_chain_head SET last_id = $1, last_hash = $2", last_id, last_hash)
 
 
-async def _upsert_failures(conn: Conn, changes: Sequence[FailureChange]) -> None:
+async def _upsert_failures(conn: Conn, changes: Sequence[FailureChange], *, bulk: bool) -> None:
     """Fold the changes into the rows they touch and write each row once.
 
     The chain-head lock held by the caller serialises every writer of ``failures``, so the
-    rows read here cannot change before they are written back.
+    rows read here cannot change before they are written back, and rows not there yet can
+    be copied in without a conflict check.
     """
     touched = list(dict.fromkeys(c.failure_id for c in changes))
     records = await conn.fetch("SELECT * FROM failures WHERE failure_id = ANY($1::text[])", touched)
     rows: dict[str, Row] = {r["failure_id"]: dict(r) for r in records}
+    existed = set(rows)
     order: dict[str, int] = {}
     tied = tied_event_ids(rows, changes)
     if tied:  # rare: the database's collation decides, as it does for the row path
@@ -180,6 +255,13 @@ async def _upsert_failures(conn: Conn, changes: Sequence[FailureChange]) -> None
         order = {r[0]: i for i, r in enumerate(ranked, 1)}
     for c in changes:
         rows[c.failure_id] = fold(rows.get(c.failure_id), c, order)
+    if bulk:
+        new = [tuple(row.values()) for failure_id, row in rows.items() if failure_id not in existed]
+        if new:
+            await conn.copy_records_to_table("failures", records=new, columns=FAILURE_COLUMN_NAMES)
+        rows = {failure_id: rows[failure_id] for failure_id in existed}
+        if not rows:
+            return
     columns: list[list[Any]] = [[row[name] for row in rows.values()] for name in FAILURE_COLUMN_NAMES]
     for i, name in enumerate(FAILURE_COLUMN_NAMES):
         if name in _JSON_COLUMNS:

@@ -17,14 +17,13 @@ from datetime import datetime
 from time import perf_counter
 
 import asyncpg
-import nats.errors
-from nats.js import api as js_api
 
 from medic.bus import Bus
 from medic.db import connect_pool
 from medic.services.projector.instruments import PROJECTION_BATCH
 from medic.services.projector.migrations import migrate
-from medic.services.projector.store import Received, apply_or_record
+from medic.services.projector.store import Prepared, Received, apply_prepared, prepare
+from medic.services.projector.stream_reader import read_stream
 from medic.services.projector.unapplied import Unreadable, decode_or_unreadable
 
 DIGEST_QUERIES: dict[str, str] = {
@@ -83,7 +82,7 @@ async def replay(
     *,
     until: datetime | None = None,
     live_schema: str | None = None,
-    batch: int = 512,
+    batch: int = 5000,
 ) -> ReplayReport:
     """Rebuild the views into ``target_schema`` (which must hold no views yet) and compare."""
     report = ReplayReport(target_schema=target_schema, until=until)
@@ -108,14 +107,14 @@ async def replay(
 
 
 async def _pump(bus: Bus, pool: asyncpg.Pool, report: ReplayReport, *, batch: int) -> None:
-    """Fetch and apply concurrently: the next batch is on its way while one is written."""
-    queue: asyncio.Queue[list[Received] | None] = asyncio.Queue(maxsize=4)
+    """Read, decode and project batch k+1 while PostgreSQL writes batch k (two cores busy, not one)."""
+    queue: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=2)
     reader = asyncio.create_task(_read(bus, queue, report, batch=batch))
     try:
         async with pool.acquire() as conn:
-            while (items := await queue.get()) is not None:
-                report.events_applied += await apply_or_record(conn, items)
-                PROJECTION_BATCH.observe(len(items))
+            while (prepared := await queue.get()) is not None:
+                report.events_applied += await apply_prepared(conn, prepared)
+                PROJECTION_BATCH.observe(len(prepared.items))
         await reader
     finally:
         if not reader.done():
@@ -124,43 +123,23 @@ async def _pump(bus: Bus, pool: asyncpg.Pool, report: ReplayReport, *, batch: in
                 await reader
 
 
-async def _read(
-    bus: Bus, queue: asyncio.Queue[list[Received] | None], report: ReplayReport, *, batch: int
-) -> None:
-    stream = bus.topology.stream
-    info = await bus.js.stream_info(stream)
-    if info.state.messages == 0:
-        await queue.put(None)
-        return
-    config = js_api.ConsumerConfig(
-        ack_policy=js_api.AckPolicy.NONE,
-        deliver_policy=js_api.DeliverPolicy.ALL,
-        inactive_threshold=60.0,
-        mem_storage=True,
-    )
-    psub = await bus.js.pull_subscribe(bus.topology.events_wildcard, stream=stream, config=config)
+async def _read(bus: Bus, queue: asyncio.Queue[Prepared | None], report: ReplayReport, *, batch: int) -> None:
     try:
-        pending = 1
-        while pending:
-            try:
-                msgs = await psub.fetch(batch=batch, timeout=2.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                break  # nothing more arrived: the stream's end was reached
-            items: list[Received] = []
-            for msg in msgs:
-                meta = msg.metadata
-                pending = meta.num_pending
-                report.events_read += 1
-                report.last_stream_seq = meta.sequence.stream
-                event = decode_or_unreadable(msg.data)
-                at = event.occurred_at if not isinstance(event, Unreadable) else meta.timestamp
-                if report.until is None or at <= report.until:
-                    items.append((event, meta.sequence.stream, meta.timestamp))
-            if items:
-                await queue.put(items)
-    finally:
+        async with contextlib.aclosing(read_stream(bus, batch=batch)) as chunks:
+            async for chunk in chunks:
+                items: list[Received] = []
+                for message in chunk:
+                    report.events_read += 1
+                    report.last_stream_seq = message.seq
+                    event = decode_or_unreadable(message.data)
+                    at = event.occurred_at if not isinstance(event, Unreadable) else message.stamped
+                    if report.until is None or at <= report.until:
+                        items.append((event, message.seq, message.stamped))
+                if items:
+                    await queue.put(prepare(items))
+    except asyncio.CancelledError:
+        raise  # the writer stopped: nobody is left to read an end marker
+    except BaseException:
         await queue.put(None)
-        with contextlib.suppress(Exception):
-            name = (await psub.consumer_info()).name
-            await psub.unsubscribe()
-            await bus.js.delete_consumer(stream, name)
+        raise
+    await queue.put(None)

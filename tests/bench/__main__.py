@@ -8,8 +8,10 @@ takes several minutes on two cores).
 The pipeline runs in each deployment shape of BENCH_SHAPES (default
 ``one_process,process_per_service``: every service in one process as ``medic run``, or each in
 its own as the Helm chart); the steady-rate latency run sends BENCH_STEADY_RATE webhooks a
-second (default 20) for BENCH_STEADY_SECONDS (default 30; 0 skips it). BENCH_ONLY=pipeline,cli
-(any of pipeline, monitor, cli, analyzer, slack, replay) runs only those sections.
+second (default 20) for BENCH_STEADY_SECONDS (default 30; 0 skips it), after the same path for
+10 s at BENCH_STEADY_LOW_RATE (default 2 a second; 0 skips it), its no-backlog baseline.
+BENCH_ONLY=pipeline,cli (any of pipeline, monitor, cli, analyzer, slack, replay) runs only
+those sections.
 """
 
 from __future__ import annotations
@@ -26,8 +28,16 @@ from typing import Any
 from medic.embedded import EmbeddedNats, EmbeddedPostgres
 
 
+def _postmaster_pid(pgdata: Path) -> int | None:
+    """PostgreSQL's own record of its postmaster (first line of ``postmaster.pid``)."""
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @contextlib.contextmanager
-def servers() -> Iterator[tuple[str, str, int | None]]:
+def servers() -> Iterator[tuple[str, str, int | None, int | None]]:
     with tempfile.TemporaryDirectory(prefix="medic-bench-") as tmp:
         nats = None if os.environ.get("NATS_URL") else EmbeddedNats.start(Path(tmp) / "nats")
         pg = (
@@ -40,6 +50,7 @@ def servers() -> Iterator[tuple[str, str, int | None]]:
                 os.environ.get("NATS_URL") or nats.url,  # type: ignore[union-attr]
                 os.environ.get("DATABASE_URL") or pg.url,  # type: ignore[union-attr]
                 nats.process.pid if nats is not None else None,
+                _postmaster_pid(pg.pgdata) if pg is not None else None,
             )
         finally:
             if pg is not None:
@@ -70,7 +81,9 @@ def emit(figures: list[dict[str, Any]]) -> None:
         print(json.dumps(figure), flush=True)
 
 
-async def pipeline_section(nats_url: str, database_url: str, nats_pid: int | None) -> None:
+async def pipeline_section(
+    nats_url: str, database_url: str, nats_pid: int | None, postgres_pid: int | None
+) -> None:
     from tests.bench import pipeline_bench
 
     failures = int(os.environ.get("BENCH_FAILURES", "500"))
@@ -81,6 +94,7 @@ async def pipeline_section(nats_url: str, database_url: str, nats_pid: int | Non
         raise SystemExit(f"BENCH_SHAPES: unknown {sorted(unknown)}; known: {pipeline_bench.SHAPES}")
     steady_rate = float(os.environ.get("BENCH_STEADY_RATE", "20"))
     steady_seconds = float(os.environ.get("BENCH_STEADY_SECONDS", "30"))
+    low_rate = float(os.environ.get("BENCH_STEADY_LOW_RATE", "2"))
 
     raw = await pipeline_bench.raw_jetstream_figures(nats_url, messages=raw_messages, size=2048)
     emit(raw)
@@ -94,7 +108,14 @@ async def pipeline_section(nats_url: str, database_url: str, nats_pid: int | Non
     rate = None
     for shape in shapes:
         run = await pipeline_bench.run_pipeline(
-            nats_url, database_url, shape=shape, failures=failures, mode="burst", value=16, nats_pid=nats_pid
+            nats_url,
+            database_url,
+            shape=shape,
+            failures=failures,
+            mode="burst",
+            value=16,
+            nats_pid=nats_pid,
+            postgres_pid=postgres_pid,
         )
         figures = pipeline_bench.burst_figures(
             run, one_process if shape == "one_process" else _as_baseline(one_process)
@@ -112,6 +133,7 @@ async def pipeline_section(nats_url: str, database_url: str, nats_pid: int | Non
             mode="burst",
             value=16,
             nats_pid=nats_pid,
+            postgres_pid=postgres_pid,
             profile=True,
         )
         emit([pipeline_bench.profile_figure(run)])
@@ -120,6 +142,19 @@ async def pipeline_section(nats_url: str, database_url: str, nats_pid: int | Non
             nats_url, rate=steady_rate, messages=max(1, int(min(steady_seconds, 10) * steady_rate)), size=2048
         )
         for shape in shapes:
+            quiet = None
+            if low_rate > 0:
+                run = await pipeline_bench.run_pipeline(
+                    nats_url,
+                    database_url,
+                    shape=shape,
+                    failures=max(1, int(low_rate * 10)),
+                    mode="steady",
+                    value=low_rate,
+                    nats_pid=nats_pid,
+                    postgres_pid=postgres_pid,
+                )
+                quiet = pipeline_bench.low_rate_latencies(run, low_rate)
             run = await pipeline_bench.run_pipeline(
                 nats_url,
                 database_url,
@@ -128,8 +163,9 @@ async def pipeline_section(nats_url: str, database_url: str, nats_pid: int | Non
                 mode="steady",
                 value=steady_rate,
                 nats_pid=nats_pid,
+                postgres_pid=postgres_pid,
             )
-            emit(pipeline_bench.steady_figures(run, steady_rate, floor))
+            emit(pipeline_bench.steady_figures(run, steady_rate, floor, quiet))
     if rate is not None:
         baseline = min(raw[0]["value"], raw[1]["value"])
         emit(
@@ -148,12 +184,14 @@ async def pipeline_section(nats_url: str, database_url: str, nats_pid: int | Non
 SECTIONS = ("pipeline", "monitor", "cli", "analyzer", "slack", "replay")
 
 
-async def main(nats_url: str, database_url: str, nats_pid: int | None = None) -> None:
+async def main(
+    nats_url: str, database_url: str, nats_pid: int | None = None, postgres_pid: int | None = None
+) -> None:
     only = set(os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",")) - {""}
     if only - set(SECTIONS):
         raise SystemExit(f"BENCH_ONLY: unknown {sorted(only - set(SECTIONS))}; known: {SECTIONS}")
     if "pipeline" in only:
-        await pipeline_section(nats_url, database_url, nats_pid)
+        await pipeline_section(nats_url, database_url, nats_pid, postgres_pid)
     if "monitor" in only:
         from tests.bench import monitor_bench
 
@@ -187,5 +225,5 @@ if __name__ == "__main__":
     from medic.telemetry import configure
 
     configure("ci-medic-bench", level="WARNING")  # logs to stderr; stdout carries only figures
-    with servers() as (nats_url, database_url, nats_pid):
-        asyncio.run(main(nats_url, database_url, nats_pid))
+    with servers() as (nats_url, database_url, nats_pid, postgres_pid):
+        asyncio.run(main(nats_url, database_url, nats_pid, postgres_pid))

@@ -69,6 +69,29 @@ def _process_cpu(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _postgres_cpu(postmaster: int | None) -> float | None:
+    """CPU seconds of PostgreSQL: the postmaster's own and its reaped children's, plus each live
+    backend's (a pooled connection's backend lives through the run, so the postmaster's
+    children counters alone would miss it)."""
+    if postmaster is None:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    found = False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a backend that exited meanwhile is in the postmaster's counters
+        pid = int(stat.parent.name)
+        if pid == postmaster:
+            found = True
+            total += sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+        elif int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total if found else None
+
+
 @dataclass
 class Milestones:
     """When each failure's events arrived (time.monotonic) on an ordered consumer."""
@@ -118,7 +141,11 @@ class Run:
     profile_split: dict[str, float] | None = None
 
     def latencies(self, milestone: str) -> list[float]:
-        arrived: dict[str, float] = getattr(self.seen, milestone)
+        """From each POST's start to ``milestone``: an event's arrival, or ``answered`` (the
+        webhook's HTTP response)."""
+        arrived: dict[str, float] = (
+            self.sender["answered"] if milestone == "answered" else getattr(self.seen, milestone)
+        )
         sent = self.sender["sent"]
         return [arrived[f] - sent[f] for f in sent if f in arrived]
 
@@ -258,6 +285,7 @@ async def run_pipeline(
     mode: str,
     value: float,
     nats_pid: int | None = None,
+    postgres_pid: int | None = None,
     profile: bool = False,
 ) -> Run:
     """One run: sandbox, services in ``shape``, sender in ``mode`` (``burst`` N in flight, or
@@ -301,6 +329,7 @@ async def run_pipeline(
             pids: dict[str, int | None] = {f"services:{label}": p.pid for label, p in services.items()}
             pids |= {"sandbox_github_process": sandbox.pid, "nats_server": nats_pid}
             before = {name: _process_cpu(pid) for name, pid in pids.items()}
+            before["postgres"] = _postgres_cpu(postgres_pid)
             if profile:
                 services["all"].send_signal(signal.SIGUSR1)
             assert sender.stdin is not None and sender.stdout is not None
@@ -310,6 +339,7 @@ async def run_pipeline(
             await asyncio.wait_for(all_terminal.wait(), timeout=900)
             elapsed = max(seen.terminal.values()) - began
             after = {name: _process_cpu(pid) for name, pid in pids.items()}
+            after["postgres"] = _postgres_cpu(postgres_pid)
             if profile:
                 services["all"].send_signal(signal.SIGUSR2)
             sent = json.loads(await asyncio.wait_for(sender.stdout.readline(), timeout=120))
@@ -336,7 +366,7 @@ async def run_pipeline(
             await bus.close()
     cpu = {
         name: None if before[name] is None or after[name] is None else after[name] - before[name]  # type: ignore[operator]
-        for name in pids
+        for name in before
     }
     cpu["sender_process"] = sent["cpu_s"]
     return Run(
@@ -431,7 +461,7 @@ def burst_figures(run: Run, baseline: dict[str, Any]) -> list[dict[str, Any]]:
             "load_average_1m": load,
             "note": "CPU (/proc/<pid>/stat) of the services' process(es) from the first POST to the last "
             "terminal event, per failure; beside it each process's own: the sandbox GitHub and model, "
-            "nats-server, the webhook sender; PostgreSQL's backends are not counted",
+            "nats-server, PostgreSQL (postmaster and backends), the webhook sender",
         },
     ]
 
@@ -450,16 +480,45 @@ def profile_figure(run: Run) -> dict[str, Any]:
     }
 
 
-def steady_figures(run: Run, rate: float, baseline: dict[str, Any]) -> list[dict[str, Any]]:
-    """Latency at a steady rate, against raw JetStream publish-to-arrival at the same rate."""
+MILESTONES = (
+    ("answered", "response", None),
+    ("detected", "failure_detected", 50),
+    ("gated", "gate_decided", 250),
+    ("terminal", "terminal_event", None),
+)
+"""Each steady-rate figure: the milestone, its name, the issue's target for its p99 (ms)."""
+
+
+def low_rate_latencies(run: Run, rate: float) -> dict[str, Any]:
+    """The same path with no backlog (a low rate), as a baseline: what one failure costs alone."""
+    summary: dict[str, Any] = {"figure": "same path at a low rate", "rate": rate, "failures": run.failures}
+    for milestone, name, _ in MILESTONES:
+        latencies = run.latencies(milestone)
+        if latencies:
+            summary[name] = {
+                "p50": round(statistics.median(latencies) * 1000, 1),
+                "p99": round(_percentile(latencies, 0.99) * 1000, 1),
+            }
+    summary["completed_rate"] = round(run.failures / run.elapsed, 2)
+    return summary
+
+
+def steady_figures(
+    run: Run, rate: float, floor: dict[str, Any], low_rate: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Latency at a steady rate, against raw JetStream publish-to-arrival at the same rate and,
+    when measured, the same path at a low rate (no backlog)."""
     suffix, load = _suffix(run.shape), _load()
     figures: list[dict[str, Any]] = []
-    for milestone, name, target in (
-        ("detected", "failure_detected", 50),
-        ("gated", "gate_decided", 250),
-        ("terminal", "terminal_event", None),
-    ):
+    for milestone, name, target in MILESTONES:
         latencies = run.latencies(milestone)
+        baseline = {"raw_jetstream": floor}
+        if low_rate is not None and name in low_rate:
+            baseline["same_path_at_low_rate"] = {
+                "rate": low_rate["rate"],
+                "failures": low_rate["failures"],
+                **low_rate[name],
+            }
         figures.append(
             {
                 "figure": f"steady_webhook_to_{name}_p99{suffix}",
@@ -487,10 +546,13 @@ def steady_figures(run: Run, rate: float, baseline: dict[str, Any]) -> list[dict
             "sender_errors": len(sender["errors"]),
             "sender_cpu_s": round(sender["cpu_s"], 2),
             "services_cpu_ms_per_failure": round(run.services_cpu() / run.failures * 1000, 2),
+            "completed_rate": round(run.failures / run.elapsed, 2),
             "shape": run.shape,
             "load_average_1m": load,
             "note": "open loop: the sender posts on a fixed schedule, never waiting for a response; "
-            "lateness is how far behind its schedule it started a POST",
+            "lateness is how far behind its schedule it started a POST; completed_rate is failures / "
+            "(last terminal event - first POST): below the send rate, a backlog grew and the latencies "
+            "above grow with the run's length",
         }
     )
     return figures

@@ -6,7 +6,8 @@ sender reads the deliveries the sandbox GitHub prepared, signs them all before i
 says ``ready`` on stdout, waits for ``go`` on stdin, sends, and prints one JSON line: when
 each failure's POST began on ``time.monotonic()`` (CLOCK_MONOTONIC, one clock for every
 process on the machine, so the bench compares it with event arrival times it takes itself),
-how late the sender was against its schedule, the POSTs that failed, and its CPU seconds.
+when its response came, how late the sender was against its schedule, the POSTs that
+failed, and its CPU seconds.
 
 Two ways to send:
 
@@ -53,6 +54,7 @@ def _signed(delivery: dict[str, str]) -> tuple[str, bytes, dict[str, str]]:
 async def send(url: str, deliveries: list[dict[str, str]], mode: str, value: float) -> dict[str, Any]:
     requests = [_signed(d) for d in deliveries]
     sent: dict[str, float] = {}
+    answered: dict[str, float] = {}
     lateness: list[float] = []
     errors: list[str] = []
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
@@ -62,6 +64,7 @@ async def send(url: str, deliveries: list[dict[str, str]], mode: str, value: flo
             sent[failure_id] = time.monotonic()
             try:
                 response = await client.post(url, content=body, headers=headers)
+                answered[failure_id] = time.monotonic()
                 if response.status_code >= 300:
                     errors.append(f"{response.status_code}")
             except httpx.HTTPError as exc:
@@ -98,6 +101,7 @@ async def send(url: str, deliveries: list[dict[str, str]], mode: str, value: flo
     span = starts[-1] - starts[0] if len(starts) > 1 else 0.0
     return {
         "sent": sent,
+        "answered": answered,
         "began": began,
         "finished": finished,
         "achieved_rate": (len(starts) - 1) / span if span > 0 else None,

@@ -274,3 +274,24 @@ async def test_works_when_the_sandbox_is_mounted_under_a_prefix() -> None:
 
     assert got.id == run.id and "exit code 137" in log.text
     assert body["jobs_url"].startswith(f"{url}/sandbox/github/repos/")
+
+
+async def test_no_more_than_max_in_flight_requests_reach_github_at_once(
+    sandbox: tuple[SandboxGitHub, str],
+) -> None:
+    """GitHub's secondary limits punish concurrent requests per token, and a pool of many
+    connections costs CPU per request: 24 callers share 3 slots, and all 24 are answered."""
+    github, url = sandbox
+    run = github.add_failed_run(REPO, "unit_test_assertion")
+    job_id = run.latest.jobs[0].id
+    await set_modes(url, latency_seconds=0.05)
+    try:
+        async with GitHubClient(base_url=url, token="in-flight-token", max_in_flight=3) as client:
+            runs = await asyncio.gather(*(client.get_run(REPO, run.id) for _ in range(16)))
+            logs = await asyncio.gather(*(client.fetch_job_log(REPO, job_id) for _ in range(8)))
+    finally:
+        await set_modes(url, latency_seconds=0)
+    assert {r.id for r in runs} == {run.id} and all(log.text for log in logs)
+    window = github.budget.windows["in-flight-token"]
+    assert window.most_in_flight == 3
+    assert window.used >= 24

@@ -471,3 +471,13 @@ model_verdicts = st.builds(
     ModelVerdict, category=categories, risk=risks, confidence=st.floats(0, 1), action=action_kinds
 )
 """Any answer the model could give (it is untrusted: the combination must stay safe for all)."""
+
+
+# --- event bytes --------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+"""Any JSON value, including the ones a lax validator might take for another type."""

@@ -52,6 +52,48 @@ def test_depth_scan_ignores_brackets_in_strings() -> None:
     assert not json_too_deep(b'{"a": "\\"[[[["}')
 
 
+def _depth_by_bytes(body: bytes, max_depth: int = 64) -> bool:
+    """The reference: the plain byte-by-byte scan the fast check replaced."""
+    depth, in_string, escaped = 0, False, False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
+_JSON_BYTES = [b"[", b"]", b"{", b"}", b'"', b"\\", b"a", b":", b",", b"\n"]
+
+
+@given(st.lists(st.sampled_from(_JSON_BYTES), max_size=300))
+def test_depth_check_agrees_with_the_byte_scan_on_any_bytes(parts: list[bytes]) -> None:
+    body = b"".join(parts)
+    for limit in (0, 1, 3, 64):
+        assert json_too_deep(body, limit) == _depth_by_bytes(body, limit), (body, limit)
+
+
+def test_depth_check_on_real_json_nesting() -> None:
+    for depth in (63, 64, 65, 200):
+        value: object = "x[{"
+        for level in range(depth):
+            value = [value] if level % 2 else {"k]": value}
+        assert json_too_deep(json.dumps(value).encode()) == (depth > 64), depth
+    assert json_too_deep(b'"unterminated [[[[' + b"[" * 100) is False
+    assert json_too_deep(b'["\\\\"' + b"[" * 100) is True  # an escaped backslash ends before the quote
+
+
 def test_clean_json_and_unstorable() -> None:
     raw = json.loads('{"k\\u0000": ["\\ud800", {"x": "ok"}]}')
     assert has_unstorable(raw)

@@ -11,6 +11,7 @@ import pytest
 from medic.contracts import event_schemas, write_contracts
 from medic.events import (
     UPCASTERS,
+    EventDecodeError,
     FailureDetected,
     decode_event,
     derive_event_id,
@@ -174,3 +175,34 @@ def test_an_answer_names_its_cause_and_repeats_its_id_for_the_same_cause() -> No
     again = ApprovalExpired.answering(cause, actor="approval", payload=payload)
     assert first.event_id == again.event_id
     assert (first.failure_id, first.causation_id) == ("f", cause.event_id)
+
+
+def test_an_event_without_its_version_reads_as_the_current_version() -> None:
+    """Every published event names its version; a copy without it is read as version 1, the
+    same event (a faster decoder must keep both readings equal)."""
+    from datetime import UTC, datetime
+
+    from medic.events import encode_event
+    from tests.event_histories import mixed_histories
+
+    events = mixed_histories(60, start=datetime(2026, 1, 1, tzinfo=UTC))
+    assert {e.event_type for e in events} >= {"FailureDetected", "GateDecided", "RemediationFinished"}
+    for event in events:
+        wire = encode_event(event)
+        assert b'"schema_version"' in wire
+        unversioned = {k: v for k, v in json.loads(wire).items() if k != "schema_version"}
+        assert decode_event(wire) == event == decode_event(json.dumps(unversioned))
+
+
+@pytest.mark.parametrize("version", ["1", True, 1.0, 0, 2, None])
+def test_a_version_the_reader_does_not_have_is_never_read_as_current(version: object) -> None:
+    """pydantic would take ``true`` and ``1.0`` for ``Literal[1]`` in JSON mode; the reader does not."""
+    raw = {
+        "event_type": "ApprovalExpired",
+        "schema_version": version,
+        "failure_id": "f",
+        "actor": "approval",
+        "payload": {"approval_id": "a", "expired_at": "2026-11-25T10:00:00Z"},
+    }
+    with pytest.raises(EventDecodeError):
+        decode_event(json.dumps(raw).encode())

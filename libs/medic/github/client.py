@@ -6,10 +6,17 @@ retries (stamina) on 5xx, timeouts and connection errors, GitHub's rate-limit ru
 metrics, and a small error hierarchy. One pooled httpx transport is shared by every call
 (githubkit opens a short-lived client per request when not used as a context manager, which
 would otherwise defeat connection reuse).
+
+At most ``max_in_flight`` requests are on the wire at once. GitHub asks integrations not to
+send a token's requests concurrently (its secondary rate limits), and the connection pool
+(httpcore) checks every pooled connection twice per request: in the pipeline bench, with a
+connection per concurrent handler, a request cost about twice the CPU it costs on a pool of
+a few connections. A request waiting for a slot has sent nothing; retries wait outside it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -45,6 +52,8 @@ ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 """GitHub user and organisation logins: letters, digits and single hyphens, at most 39."""
 
 RETRY_ATTEMPTS = 6
+MAX_IN_FLIGHT = 8
+"""Requests one client has on the wire at once (``github_max_in_flight``)."""
 
 
 class _Transient(Exception):
@@ -116,11 +125,15 @@ class GitHubClient:
         timeout: float = 10.0,
         max_retry_seconds: float = 30.0,
         app: GitHubAppAuth | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._max_retry_seconds = max_retry_seconds
-        self._transport = httpx.AsyncHTTPTransport(retries=0)
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        # every slot keeps its connection alive between requests: no connect per request
+        limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+        self._transport = httpx.AsyncHTTPTransport(retries=0, limits=limits)
         shared = _SharedTransport(self._transport)
         self.app = app
         self._app_auth = InstallationAuth(app, self._base_url) if app is not None else None
@@ -152,6 +165,7 @@ class GitHubClient:
             token=token,
             app=app,
             max_retry_seconds=settings.github_max_wait_seconds,
+            max_in_flight=settings.github_max_in_flight,
         )
 
     async def aclose(self) -> None:
@@ -181,11 +195,10 @@ class GitHubClient:
 
     async def get_run(self, repository: str, run_id: int) -> WorkflowRun:
         owner, repo = _split(repository)
-        response = await self._call(
-            "GET /repos/{owner}/{repo}/actions/runs/{run_id}",
-            lambda: self._kit.rest.actions.async_get_workflow_run(owner, repo, run_id),
+        response = await self._read(
+            "GET /repos/{owner}/{repo}/actions/runs/{run_id}", f"/repos/{owner}/{repo}/actions/runs/{run_id}"
         )
-        return _run_from_json(response.raw_response.json())
+        return _run_from_json(response.json())
 
     async def list_runs(
         self,
@@ -200,22 +213,18 @@ class GitHubClient:
         """The newest page of runs; with ``etag`` an unchanged list answers ``not_modified`` for free."""
         owner, repo = _split(repository)
         headers = {"If-None-Match": etag} if etag else None
-        response = await self._call(
+        filters = {"status": status, "branch": branch, "head_sha": head_sha}
+        params: dict[str, str | int] = {k: v for k, v in filters.items() if v is not None}
+        response = await self._read(
             "GET /repos/{owner}/{repo}/actions/runs",
-            lambda: self._kit.rest.actions.async_list_workflow_runs_for_repo(
-                owner,
-                repo,
-                status=status if status is not None else UNSET,  # type: ignore[arg-type]
-                branch=branch if branch is not None else UNSET,
-                head_sha=head_sha if head_sha is not None else UNSET,
-                per_page=per_page,
-                headers=headers,
-            ),
+            f"/repos/{owner}/{repo}/actions/runs",
+            params=params | {"per_page": per_page},
+            headers=headers,
         )
         new_etag = response.headers.get("etag", etag)
         if response.status_code == 304:
             return RunsPage(runs=(), etag=new_etag, not_modified=True)
-        runs = response.raw_response.json().get("workflow_runs", [])
+        runs = response.json().get("workflow_runs", [])
         return RunsPage(runs=tuple(_run_from_json(run) for run in runs), etag=new_etag)
 
     async def list_failed_jobs(self, repository: str, run_id: int) -> list[Job]:
@@ -230,14 +239,12 @@ class GitHubClient:
         jobs: list[Job] = []
         page = 1
         while True:
-            response = await self._call(
+            response = await self._read(
                 "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
-                partial(
-                    self._kit.rest.actions.async_list_jobs_for_workflow_run,
-                    owner, repo, run_id, filter_=which, per_page=100, page=page,
-                ),
-            )  # fmt: skip
-            body = response.raw_response.json()
+                f"/repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
+                params={"filter": which, "per_page": 100, "page": page},
+            )
+            body = response.json()
             batch = body.get("jobs", [])
             jobs += [_job_from_json(job) for job in batch]
             if len(batch) < 100 or len(jobs) >= int(body.get("total_count", 0)):
@@ -320,14 +327,41 @@ class GitHubClient:
         text, dropped = tail.text()
         return JobLog(text=text, total_bytes=tail.total_bytes, dropped_bytes=dropped)
 
-    async def _get(self, url: str, *, auth: bool) -> httpx.Response:
-        headers = {"Accept": "application/vnd.github+json"}
+    async def _read(
+        self,
+        route: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """A GET the services make for every failure (runs, jobs), sent with httpx directly.
+
+        githubkit's request building cost about a quarter of each such request's CPU (a
+        client, its hooks and models per call); these few reads need only a path, a query and
+        our own JSON mapping. Auth, retries, rate limits and errors are the same as every call's.
+        """
+        url = f"{self._base_url}{path}"
+        return await self._call(
+            route, lambda: self._get(url, auth=True, params=params, headers=headers), raw=lambda r: r
+        )
+
+    async def _get(
+        self,
+        url: str,
+        *,
+        auth: bool,
+        params: dict[str, str | int] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        sent = {"Accept": "application/vnd.github+json"} | (headers or {})
         if auth and self._app_auth is not None:
-            return await self._http.get(url, headers=headers, follow_redirects=False, auth=self._app_auth)
+            return await self._http.get(
+                url, params=params, headers=sent, follow_redirects=False, auth=self._app_auth
+            )
         if auth and self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
-        response = await self._http.get(url, headers=headers, follow_redirects=False)
-        return response
+            sent["Authorization"] = f"Bearer {self._token}"
+        return await self._http.get(url, params=params, headers=sent, follow_redirects=False)
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -406,7 +440,8 @@ class GitHubClient:
                 wait_jitter=0.2,
             ):
                 with attempt:
-                    return await attempt_once()
+                    async with self._in_flight:  # held for one attempt, released before a retry waits
+                        return await attempt_once()
         except _RateLimited as exc:
             message = f"{route}: rate limit still exhausted after waiting"
             raise RateLimitExhausted(message, reset_at=exc.reset_at, status=exc.status, route=route) from exc

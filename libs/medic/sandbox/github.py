@@ -199,6 +199,8 @@ class SandboxGitHub:
             self.modes.rate_limited_until = time.time() + float(seconds)
         if (errors := spec.get("server_errors")) is not None:
             self.modes.server_errors = int(errors)
+        if (latency := spec.get("latency_seconds")) is not None:
+            self.modes.latency_seconds = min(max(float(latency), 0.0), 5.0)
         if (duplicates := spec.get("webhook_duplicates")) is not None:
             self.webhooks.duplicates = bool(duplicates)
         if (shuffle := spec.get("webhook_shuffle")) is not None:
@@ -208,6 +210,7 @@ class SandboxGitHub:
         return {
             "rate_limit_exhausted_until": self.modes.exhausted_reset(),
             "server_errors": self.modes.server_errors,
+            "latency_seconds": self.modes.latency_seconds,
             "webhook_duplicates": self.webhooks.duplicates,
             "webhook_shuffle": self.webhooks.shuffle,
         }

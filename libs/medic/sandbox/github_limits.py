@@ -19,6 +19,10 @@ class Window:
     limit: int
     used: int
     reset: int
+    in_flight: int = 0
+    most_in_flight: int = 0
+    """The most requests of this credential the sandbox was answering at once: GitHub's
+    secondary rate limits punish concurrent requests, so a client's concurrency is observable."""
 
     @property
     def remaining(self) -> int:
@@ -58,6 +62,8 @@ class RateBudget:
 class FaultModes:
     rate_limited_until: float = 0.0
     server_errors: int = 0
+    latency_seconds: float = 0.0
+    """Added to every API answer: real GitHub takes tens to hundreds of milliseconds."""
     _served_errors: int = 0
 
     def exhausted_reset(self) -> int | None:
