@@ -23,8 +23,8 @@ from medic.github.errors import GitHubError, RateLimitExhausted
 from medic.github.models import Job, WorkflowRun
 from medic.logstore import LogStore, inline_budget
 from medic.redact import redact
+from medic.services.monitor.branch_pages import FreshPages
 from medic.services.monitor.intake import RunToInspect, from_workflow_run
-from medic.singleflight import SingleFlight
 from medic.telemetry import logger
 
 log = logger(__name__)
@@ -101,6 +101,7 @@ async def complete_partial(github: GitHubClient, run: RunToInspect) -> RunToInsp
         update={
             "run_attempt": run.run_attempt,
             "delivery_id": run.delivery_id,
+            "received_at": run.received_at,
             "conclusion": fetched.conclusion if run_failed(fetched.conclusion) else "failure",
             "updated_at": fetched.updated_at if same_attempt and fetched.status == "completed" else None,
         }
@@ -108,23 +109,22 @@ async def complete_partial(github: GitHubClient, run: RunToInspect) -> RunToInsp
 
 
 class BranchPages:
-    """The branch's newest completed runs, one request however many failures ask at once.
+    """The branch's newest completed runs, one request for every failure it is fresh enough for.
 
-    A push that breaks a workflow fails many runs of one branch together, and each failure's
-    history is the same page. A failure that asks while that page is in flight shares it;
-    none is kept after it lands, because flaky and inherited judgements need fresh history
-    (a run that finished a second ago decides them): sharing a request in flight makes an
-    answer at most one round trip older than asking anew, which is what asking costs anyway.
+    A page requested at or after a failure was received holds every run that completed before
+    then, so it serves that failure as well as a page fetched now would (see
+    :mod:`.branch_pages`); a failure received later gets a fresh page.
     """
 
     def __init__(self, github: GitHubClient) -> None:
         self.github = github
-        self._flights: SingleFlight[tuple[str, str], tuple[WorkflowRun, ...]] = SingleFlight(
-            "monitor_branch_runs"
-        )
+        self.pages = FreshPages("monitor_branch_runs")
 
-    async def newest(self, repository: str, branch: str) -> tuple[WorkflowRun, ...]:
-        return await self._flights.run((repository.lower(), branch), lambda: self._fetch(repository, branch))
+    async def newest(self, run: RunToInspect) -> tuple[WorkflowRun, ...]:
+        repository, branch = run.repository, run.branch
+        return await self.pages.get(
+            (repository.lower(), branch), run.received_at, lambda: self._fetch(repository, branch)
+        )
 
     async def _fetch(self, repository: str, branch: str) -> tuple[WorkflowRun, ...]:
         page = await self.github.list_runs(
@@ -141,8 +141,8 @@ async def run_history(
     Earlier attempts come from the run's jobs of every attempt (only fetched for a re-run);
     other runs of the same workflow on the same commit, the parent commit's latest run and
     the workflow's last green run on the branch come from one page of the branch's completed
-    runs (shared by the failures asking at once, see :class:`BranchPages`). The REST API has
-    no "parent commit" without the commits endpoint, so the parent is the newest older run
+    runs (shared by every failure received before it was requested, see :class:`BranchPages`).
+    The REST API has no "parent commit" without the commits endpoint, so the parent is the newest older run
     of the same workflow on the branch with another head commit: on a branch of pushes,
     that is the parent. The last green run spares the analyzer its own search for a
     baseline. Any failure here is logged and the detection goes on without history.
@@ -153,7 +153,7 @@ async def run_history(
         parent: str | None = None
         green: WorkflowRun | None = None
         if run.branch:
-            runs = await pages.newest(run.repository, run.branch)
+            runs = await pages.newest(run)
             same_commit, parent, green = _branch_history(runs, run)
             passed += sum(1 for c in same_commit if c == "success")
             failed += sum(1 for c in same_commit if run_failed(c))

@@ -15,7 +15,7 @@ from prometheus_client import Counter
 from medic.bus import Bucket, Bus, Deferred, Delivery, Subscription
 from medic.config import Settings
 from medic.consumer import RATE_LIMIT_DEFERRALS
-from medic.events import FailureDetected
+from medic.events import FailureDetected, utc_now
 from medic.github.client import GitHubClient
 from medic.github.errors import RateLimitExhausted
 from medic.logstore import LogStore
@@ -52,7 +52,7 @@ class MonitorService(Service):
         self.bus = bus
         self.github = github
         self.branch_pages = BranchPages(github)
-        """Failures of one branch inspected at once share one request for its newest runs."""
+        """Failures of one branch share a page of its newest runs requested after they were received."""
         self.intake_stream = f"{bus.topology.stream}_INTAKE"
         self.intake_subject = f"{bus.topology.prefix}.intake.github"
         self.allowlist = RepositoryAllowlist(settings.allowed_repositories)
@@ -125,7 +125,12 @@ class MonitorService(Service):
             log.warning("webhook_sender_not_remembered", repository=repository, error=str(exc))
 
     async def record(self, run: RunToInspect) -> bool:
-        """Put a run on the intake stream; False when it was already recorded (a duplicate)."""
+        """Put a run on the intake stream; False when it was already recorded (a duplicate).
+
+        Stamped with the moment it was recorded, after GitHub said the run completed: what it
+        receives later (history pages) must be at least that fresh.
+        """
+        run = run.model_copy(update={"received_at": utc_now()})
         ack = await self.bus.js.publish(
             self.intake_subject,
             run.model_dump_json().encode(),
