@@ -6,7 +6,10 @@ retention, no permission, rate limit) the job is still reported, with the reason
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from datetime import datetime
+from typing import Any, TypeVar
 
 from medic.conclusions import run_failed
 from medic.events import (
@@ -28,6 +31,7 @@ from medic.services.monitor.intake import RunToInspect, from_workflow_run
 from medic.telemetry import logger
 
 log = logger(__name__)
+T = TypeVar("T")
 
 PASSED = frozenset({"success", "skipped", "neutral"})
 HISTORY_WINDOW = 30
@@ -43,7 +47,11 @@ async def failed_jobs(
     wait_for_rate_limit: bool = False,
 ) -> list[FailedJob]:
     """With ``wait_for_rate_limit``, a spent rate limit raises (the caller defers until the reset)
-    instead of reporting the log missing: a failure analysed without its log is a wrong answer."""
+    instead of reporting the log missing: a failure analysed without its log is a wrong answer.
+
+    The failed jobs' logs are read at once (the client bounds the requests on the wire): a run
+    whose five jobs broke waits for its slowest log, not for the sum of them.
+    """
     try:
         jobs = await github.list_failed_jobs(run.repository, run.run_id)
     except RateLimitExhausted:
@@ -54,8 +62,8 @@ async def failed_jobs(
         return [FailedJob(job_id=0, name="(jobs unavailable)", log_unavailable_reason=f"jobs: {exc}")]
     budget = inline_budget(len(jobs))
     failure_id = derive_failure_id(run.repository, run.run_id, run.run_attempt)
-    result: list[FailedJob] = []
-    for job in jobs:
+
+    async def with_log(job: Job) -> FailedJob:
         try:
             log = await github.fetch_job_log(run.repository, job.id, max_bytes=log_tail_bytes)
             text, reason, truncated = log.text, log.unavailable_reason, log.truncated
@@ -72,18 +80,29 @@ async def failed_jobs(
                 ref = await logs.put(failure_id, job.id, text)
             text = text.encode()[-budget:].decode(errors="ignore")
             truncated = True
-        result.append(
-            FailedJob(
-                job_id=job.id,
-                name=job.name,
-                failed_steps=tuple(job.failed_steps),
-                log_tail=text,
-                log_ref=ref,
-                log_truncated=truncated,
-                log_unavailable_reason=reason,
-            )
+        return FailedJob(
+            job_id=job.id,
+            name=job.name,
+            failed_steps=tuple(job.failed_steps),
+            log_tail=text,
+            log_ref=ref,
+            log_truncated=truncated,
+            log_unavailable_reason=reason,
         )
-    return result
+
+    return await all_or_none([with_log(job) for job in jobs])
+
+
+async def all_or_none(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Every call's result in order; the first to raise cancels the rest (no orphan requests)."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def complete_partial(github: GitHubClient, run: RunToInspect) -> RunToInspect:

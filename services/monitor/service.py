@@ -6,6 +6,7 @@ Produces: FailureDetected, once per run attempt, built by :mod:`.detection`.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -147,6 +148,8 @@ class MonitorService(Service):
             return
         run = await complete_partial(self.github, run)
         last_chance = delivery.num_delivered >= self.settings.max_deliver + RATE_LIMIT_DEFERRALS
+        # the history is read while the logs are: the failure waits for the slower, not the sum
+        history_read = asyncio.ensure_future(run_history(self.github, run, self.branch_pages))
         try:
             jobs = await failed_jobs(
                 self.github,
@@ -155,11 +158,15 @@ class MonitorService(Service):
                 logs=self._logs,
                 wait_for_rate_limit=not last_chance,
             )
-        except RateLimitExhausted as exc:  # logs first, then the analysis: wait for the reset
-            WAITING_FOR_GITHUB.inc()
-            raise Deferred(f"logs rate limited: {exc}", delay_seconds=exc.seconds_until_reset()) from exc
+        except BaseException as exc:
+            history_read.cancel()
+            await asyncio.gather(history_read, return_exceptions=True)
+            if isinstance(exc, RateLimitExhausted):  # logs first, then the analysis: wait for the reset
+                WAITING_FOR_GITHUB.inc()
+                raise Deferred(f"logs rate limited: {exc}", delay_seconds=exc.seconds_until_reset()) from exc
+            raise
         await delivery.in_progress()
-        history = await run_history(self.github, run, self.branch_pages)
+        history = await history_read
         event = failure_detected(run, jobs, history=history)
         ack = await self.bus.publish(event)
         await self._detections.remember(run.failure_id, event.event_id)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from medic.services.monitor.branch_pages import FreshPages, Runs
+from medic.services.monitor.detection import all_or_none
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -110,3 +111,30 @@ async def test_a_stamp_from_the_future_is_never_served_an_older_page() -> None:
     await pages.get(("r", "main"), clock.now, github.page)
     await pages.get(("r", "main"), clock.now + timedelta(seconds=5), github.page)  # a replica's clock ahead
     assert github.requests == 2
+
+
+async def test_reading_logs_at_once_the_first_to_raise_cancels_the_rest_and_is_raised() -> None:
+    never = asyncio.Event()
+    cancelled: list[int] = []
+
+    async def waits(n: int) -> int:
+        try:
+            await never.wait()
+        except asyncio.CancelledError:
+            cancelled.append(n)
+            raise
+        return n
+
+    async def rate_limited() -> int:
+        await asyncio.sleep(0)
+        raise RuntimeError("rate limited")
+
+    with pytest.raises(RuntimeError, match="rate limited"):
+        await all_or_none([waits(1), rate_limited(), waits(3)])
+    assert sorted(cancelled) == [1, 3]
+
+    async def value(n: int) -> int:
+        await asyncio.sleep(0.01 * (3 - n))  # the last finishes first: results keep their order
+        return n
+
+    assert await all_or_none([value(1), value(2), value(3)]) == [1, 2, 3]
