@@ -6,7 +6,10 @@ retention, no permission, rate limit) the job is still reported, with the reason
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from datetime import datetime
+from typing import Any, TypeVar
 
 from medic.conclusions import run_failed
 from medic.events import (
@@ -23,11 +26,12 @@ from medic.github.errors import GitHubError, RateLimitExhausted
 from medic.github.models import Job, WorkflowRun
 from medic.logstore import LogStore, inline_budget
 from medic.redact import redact
+from medic.services.monitor.branch_pages import FreshPages
 from medic.services.monitor.intake import RunToInspect, from_workflow_run
-from medic.singleflight import SingleFlight
 from medic.telemetry import logger
 
 log = logger(__name__)
+T = TypeVar("T")
 
 PASSED = frozenset({"success", "skipped", "neutral"})
 HISTORY_WINDOW = 30
@@ -43,7 +47,11 @@ async def failed_jobs(
     wait_for_rate_limit: bool = False,
 ) -> list[FailedJob]:
     """With ``wait_for_rate_limit``, a spent rate limit raises (the caller defers until the reset)
-    instead of reporting the log missing: a failure analysed without its log is a wrong answer."""
+    instead of reporting the log missing: a failure analysed without its log is a wrong answer.
+
+    The failed jobs' logs are read at once (the client bounds the requests on the wire): a run
+    whose five jobs broke waits for its slowest log, not for the sum of them.
+    """
     try:
         jobs = await github.list_failed_jobs(run.repository, run.run_id)
     except RateLimitExhausted:
@@ -54,8 +62,8 @@ async def failed_jobs(
         return [FailedJob(job_id=0, name="(jobs unavailable)", log_unavailable_reason=f"jobs: {exc}")]
     budget = inline_budget(len(jobs))
     failure_id = derive_failure_id(run.repository, run.run_id, run.run_attempt)
-    result: list[FailedJob] = []
-    for job in jobs:
+
+    async def with_log(job: Job) -> FailedJob:
         try:
             log = await github.fetch_job_log(run.repository, job.id, max_bytes=log_tail_bytes)
             text, reason, truncated = log.text, log.unavailable_reason, log.truncated
@@ -72,18 +80,29 @@ async def failed_jobs(
                 ref = await logs.put(failure_id, job.id, text)
             text = text.encode()[-budget:].decode(errors="ignore")
             truncated = True
-        result.append(
-            FailedJob(
-                job_id=job.id,
-                name=job.name,
-                failed_steps=tuple(job.failed_steps),
-                log_tail=text,
-                log_ref=ref,
-                log_truncated=truncated,
-                log_unavailable_reason=reason,
-            )
+        return FailedJob(
+            job_id=job.id,
+            name=job.name,
+            failed_steps=tuple(job.failed_steps),
+            log_tail=text,
+            log_ref=ref,
+            log_truncated=truncated,
+            log_unavailable_reason=reason,
         )
-    return result
+
+    return await all_or_none([with_log(job) for job in jobs])
+
+
+async def all_or_none(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Every call's result in order; the first to raise cancels the rest (no orphan requests)."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def complete_partial(github: GitHubClient, run: RunToInspect) -> RunToInspect:
@@ -101,6 +120,7 @@ async def complete_partial(github: GitHubClient, run: RunToInspect) -> RunToInsp
         update={
             "run_attempt": run.run_attempt,
             "delivery_id": run.delivery_id,
+            "received_at": run.received_at,
             "conclusion": fetched.conclusion if run_failed(fetched.conclusion) else "failure",
             "updated_at": fetched.updated_at if same_attempt and fetched.status == "completed" else None,
         }
@@ -108,23 +128,22 @@ async def complete_partial(github: GitHubClient, run: RunToInspect) -> RunToInsp
 
 
 class BranchPages:
-    """The branch's newest completed runs, one request however many failures ask at once.
+    """The branch's newest completed runs, one request for every failure it is fresh enough for.
 
-    A push that breaks a workflow fails many runs of one branch together, and each failure's
-    history is the same page. A failure that asks while that page is in flight shares it;
-    none is kept after it lands, because flaky and inherited judgements need fresh history
-    (a run that finished a second ago decides them): sharing a request in flight makes an
-    answer at most one round trip older than asking anew, which is what asking costs anyway.
+    A page requested at or after a failure was received holds every run that completed before
+    then, so it serves that failure as well as a page fetched now would (see
+    :mod:`.branch_pages`); a failure received later gets a fresh page.
     """
 
     def __init__(self, github: GitHubClient) -> None:
         self.github = github
-        self._flights: SingleFlight[tuple[str, str], tuple[WorkflowRun, ...]] = SingleFlight(
-            "monitor_branch_runs"
-        )
+        self.pages = FreshPages("monitor_branch_runs")
 
-    async def newest(self, repository: str, branch: str) -> tuple[WorkflowRun, ...]:
-        return await self._flights.run((repository.lower(), branch), lambda: self._fetch(repository, branch))
+    async def newest(self, run: RunToInspect) -> tuple[WorkflowRun, ...]:
+        repository, branch = run.repository, run.branch
+        return await self.pages.get(
+            (repository.lower(), branch), run.received_at, lambda: self._fetch(repository, branch)
+        )
 
     async def _fetch(self, repository: str, branch: str) -> tuple[WorkflowRun, ...]:
         page = await self.github.list_runs(
@@ -141,8 +160,8 @@ async def run_history(
     Earlier attempts come from the run's jobs of every attempt (only fetched for a re-run);
     other runs of the same workflow on the same commit, the parent commit's latest run and
     the workflow's last green run on the branch come from one page of the branch's completed
-    runs (shared by the failures asking at once, see :class:`BranchPages`). The REST API has
-    no "parent commit" without the commits endpoint, so the parent is the newest older run
+    runs (shared by every failure received before it was requested, see :class:`BranchPages`).
+    The REST API has no "parent commit" without the commits endpoint, so the parent is the newest older run
     of the same workflow on the branch with another head commit: on a branch of pushes,
     that is the parent. The last green run spares the analyzer its own search for a
     baseline. Any failure here is logged and the detection goes on without history.
@@ -153,7 +172,7 @@ async def run_history(
         parent: str | None = None
         green: WorkflowRun | None = None
         if run.branch:
-            runs = await pages.newest(run.repository, run.branch)
+            runs = await pages.newest(run)
             same_commit, parent, green = _branch_history(runs, run)
             passed += sum(1 for c in same_commit if c == "success")
             failed += sum(1 for c in same_commit if run_failed(c))

@@ -50,6 +50,9 @@ class RunToInspect(WorkflowRunFacts):
     delivery_id: str | None = None
     partial: bool = False
     """Only the run's id and attempt are known (a ``workflow_job`` delivery): fetch the rest."""
+    received_at: datetime | None = None
+    """When the webhook or poll was recorded (stamped by the recorder, not the handler): a page of
+    the branch's runs requested since then is as fresh as one fetched now. None before it existed."""
 
     @model_validator(mode="before")
     @classmethod

@@ -6,6 +6,7 @@ Produces: FailureDetected, once per run attempt, built by :mod:`.detection`.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from prometheus_client import Counter
 from medic.bus import Bucket, Bus, Deferred, Delivery, Subscription
 from medic.config import Settings
 from medic.consumer import RATE_LIMIT_DEFERRALS
-from medic.events import FailureDetected
+from medic.events import FailureDetected, utc_now
 from medic.github.client import GitHubClient
 from medic.github.errors import RateLimitExhausted
 from medic.logstore import LogStore
@@ -52,7 +53,7 @@ class MonitorService(Service):
         self.bus = bus
         self.github = github
         self.branch_pages = BranchPages(github)
-        """Failures of one branch inspected at once share one request for its newest runs."""
+        """Failures of one branch share a page of its newest runs requested after they were received."""
         self.intake_stream = f"{bus.topology.stream}_INTAKE"
         self.intake_subject = f"{bus.topology.prefix}.intake.github"
         self.allowlist = RepositoryAllowlist(settings.allowed_repositories)
@@ -125,7 +126,12 @@ class MonitorService(Service):
             log.warning("webhook_sender_not_remembered", repository=repository, error=str(exc))
 
     async def record(self, run: RunToInspect) -> bool:
-        """Put a run on the intake stream; False when it was already recorded (a duplicate)."""
+        """Put a run on the intake stream; False when it was already recorded (a duplicate).
+
+        Stamped with the moment it was recorded, after GitHub said the run completed: what it
+        receives later (history pages) must be at least that fresh.
+        """
+        run = run.model_copy(update={"received_at": utc_now()})
         ack = await self.bus.js.publish(
             self.intake_subject,
             run.model_dump_json().encode(),
@@ -142,6 +148,8 @@ class MonitorService(Service):
             return
         run = await complete_partial(self.github, run)
         last_chance = delivery.num_delivered >= self.settings.max_deliver + RATE_LIMIT_DEFERRALS
+        # the history is read while the logs are: the failure waits for the slower, not the sum
+        history_read = asyncio.ensure_future(run_history(self.github, run, self.branch_pages))
         try:
             jobs = await failed_jobs(
                 self.github,
@@ -150,11 +158,15 @@ class MonitorService(Service):
                 logs=self._logs,
                 wait_for_rate_limit=not last_chance,
             )
-        except RateLimitExhausted as exc:  # logs first, then the analysis: wait for the reset
-            WAITING_FOR_GITHUB.inc()
-            raise Deferred(f"logs rate limited: {exc}", delay_seconds=exc.seconds_until_reset()) from exc
+        except BaseException as exc:
+            history_read.cancel()
+            await asyncio.gather(history_read, return_exceptions=True)
+            if isinstance(exc, RateLimitExhausted):  # logs first, then the analysis: wait for the reset
+                WAITING_FOR_GITHUB.inc()
+                raise Deferred(f"logs rate limited: {exc}", delay_seconds=exc.seconds_until_reset()) from exc
+            raise
         await delivery.in_progress()
-        history = await run_history(self.github, run, self.branch_pages)
+        history = await history_read
         event = failure_detected(run, jobs, history=history)
         ack = await self.bus.publish(event)
         await self._detections.remember(run.failure_id, event.event_id)

@@ -8,8 +8,10 @@ takes several minutes on two cores).
 The pipeline runs in each deployment shape of BENCH_SHAPES (default
 ``one_process,process_per_service``: every service in one process as ``medic run``, or each in
 its own as the Helm chart); the steady-rate latency run sends BENCH_STEADY_RATE webhooks a
-second (default 20) for BENCH_STEADY_SECONDS (default 30; 0 skips it). BENCH_ONLY=pipeline,cli
-(any of pipeline, monitor, cli, analyzer, slack, replay) runs only those sections.
+second (default 20) for BENCH_STEADY_SECONDS (default 30; 0 skips it), after the same path for
+10 s at BENCH_STEADY_LOW_RATE (default 2 a second; 0 skips it), its no-backlog baseline.
+BENCH_ONLY=pipeline,cli (any of pipeline, monitor, cli, analyzer, slack, replay) runs only
+those sections.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ async def pipeline_section(
         raise SystemExit(f"BENCH_SHAPES: unknown {sorted(unknown)}; known: {pipeline_bench.SHAPES}")
     steady_rate = float(os.environ.get("BENCH_STEADY_RATE", "20"))
     steady_seconds = float(os.environ.get("BENCH_STEADY_SECONDS", "30"))
+    low_rate = float(os.environ.get("BENCH_STEADY_LOW_RATE", "2"))
 
     raw = await pipeline_bench.raw_jetstream_figures(nats_url, messages=raw_messages, size=2048)
     emit(raw)
@@ -139,6 +142,19 @@ async def pipeline_section(
             nats_url, rate=steady_rate, messages=max(1, int(min(steady_seconds, 10) * steady_rate)), size=2048
         )
         for shape in shapes:
+            quiet = None
+            if low_rate > 0:
+                run = await pipeline_bench.run_pipeline(
+                    nats_url,
+                    database_url,
+                    shape=shape,
+                    failures=max(1, int(low_rate * 10)),
+                    mode="steady",
+                    value=low_rate,
+                    nats_pid=nats_pid,
+                    postgres_pid=postgres_pid,
+                )
+                quiet = pipeline_bench.low_rate_latencies(run, low_rate)
             run = await pipeline_bench.run_pipeline(
                 nats_url,
                 database_url,
@@ -149,7 +165,7 @@ async def pipeline_section(
                 nats_pid=nats_pid,
                 postgres_pid=postgres_pid,
             )
-            emit(pipeline_bench.steady_figures(run, steady_rate, floor))
+            emit(pipeline_bench.steady_figures(run, steady_rate, floor, quiet))
     if rate is not None:
         baseline = min(raw[0]["value"], raw[1]["value"])
         emit(

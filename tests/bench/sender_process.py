@@ -4,10 +4,11 @@ Posting a webhook costs the client CPU too (httpx builds and parses every reques
 services' process that CPU was counted as the system's (about 9% of its profile). Here the
 sender reads the deliveries the sandbox GitHub prepared, signs them all before it starts,
 says ``ready`` on stdout, waits for ``go`` on stdin, sends, and prints one JSON line: when
-each failure's POST began on ``time.monotonic()`` (CLOCK_MONOTONIC, one clock for every
-process on the machine, so the bench compares it with event arrival times it takes itself),
-when its response came, how late the sender was against its schedule, the POSTs that
-failed, and its CPU seconds.
+each failure's POST began, on ``time.monotonic()`` (to time its response) and on
+``time.time()`` (the clock nats-server stamps each stored message with, one for every
+process on the machine, so the bench compares it with the stored time of each event), when
+its response came, how late the sender was against its schedule, the POSTs that failed, and
+its CPU seconds.
 
 Two ways to send:
 
@@ -54,6 +55,7 @@ def _signed(delivery: dict[str, str]) -> tuple[str, bytes, dict[str, str]]:
 async def send(url: str, deliveries: list[dict[str, str]], mode: str, value: float) -> dict[str, Any]:
     requests = [_signed(d) for d in deliveries]
     sent: dict[str, float] = {}
+    sent_wall: dict[str, float] = {}
     answered: dict[str, float] = {}
     lateness: list[float] = []
     errors: list[str] = []
@@ -61,6 +63,7 @@ async def send(url: str, deliveries: list[dict[str, str]], mode: str, value: flo
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
 
         async def post(failure_id: str, body: bytes, headers: dict[str, str]) -> None:
+            sent_wall[failure_id] = time.time()  # the clock JetStream stamps stored messages with
             sent[failure_id] = time.monotonic()
             try:
                 response = await client.post(url, content=body, headers=headers)
@@ -101,6 +104,7 @@ async def send(url: str, deliveries: list[dict[str, str]], mode: str, value: flo
     span = starts[-1] - starts[0] if len(starts) > 1 else 0.0
     return {
         "sent": sent,
+        "sent_wall": sent_wall,
         "answered": answered,
         "began": began,
         "finished": finished,

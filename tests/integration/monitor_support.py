@@ -71,9 +71,13 @@ class MonitorWorld:
 
 
 @contextlib.asynccontextmanager
-async def monitor_world(bus: Bus, **sandbox_options: Any) -> AsyncIterator[MonitorWorld]:
+async def monitor_world(
+    bus: Bus, *, wrap: Callable[[Any], Any] | None = None, **sandbox_options: Any
+) -> AsyncIterator[MonitorWorld]:
+    """``wrap`` puts an ASGI wrapper (e.g. a :class:`~tests.integration.request_gate.RequestGate`)
+    in front of the sandbox GitHub."""
     sandbox = create_sandbox_github(webhook_url=None, webhook_secret=SECRET, **sandbox_options)
-    server = HttpServer(sandbox.app)
+    server = HttpServer(wrap(sandbox.app) if wrap else sandbox.app)
     await server.start()
     world = MonitorWorld(bus=bus, sandbox=sandbox, github_url=server.url)
     try:

@@ -1,19 +1,24 @@
 """History for the analyzer: earlier attempts, the same commit's other runs, the parent commit,
-the branch's last green run; failures of one branch inspected at once share one page of runs."""
+the branch's last green run; a page of the branch's runs serves every failure received before it
+was requested, and a failure received after it gets a fresh one."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
-from medic.bus import Bus
-from medic.events import RunHistory
+import pytest
+
+from medic.bus import Bus, DecodeError
+from medic.events import RunHistory, utc_now
 from medic.github.client import GitHubClient
 from medic.sandbox import github_payloads as payloads
 from medic.sandbox.github import SandboxGitHub, create_sandbox_github
 from medic.sandbox.github_server import serve_on_free_port
 from medic.sandbox.github_store import fake_sha
 from medic.services.monitor.detection import BranchPages, run_history
-from medic.services.monitor.intake import from_workflow_run
+from medic.services.monitor.intake import RunToInspect, decode_run, from_workflow_run
+from medic.services.monitor.service import MonitorService
 from tests.integration.monitor_support import (
     monitor_world,
     post_webhook,
@@ -79,7 +84,7 @@ def charged(sandbox: SandboxGitHub) -> int:
     return sum(window.used for window in sandbox.budget.windows.values())
 
 
-async def test_failures_of_one_branch_inspected_at_once_share_one_page_and_keep_none() -> None:
+async def test_failures_of_one_branch_inspected_at_once_share_one_page() -> None:
     sandbox = create_sandbox_github(webhook_url=None, webhook_secret="s")
     async with serve_on_free_port(sandbox.app) as url, GitHubClient(base_url=url, token="t") as client:
         green = sandbox.add_passed_run(REPO, head_sha=fake_sha("parent"))
@@ -87,7 +92,7 @@ async def test_failures_of_one_branch_inspected_at_once_share_one_page_and_keep_
         push = fake_sha("the push")
         scenarios = ("compile_error", "unit_test_assertion", "network_error", "runner_lost")
         failed = [sandbox.add_failed_run(REPO, scenario, head_sha=push) for scenario in scenarios]
-        runs = [from_workflow_run(await client.get_run(REPO, r.id), source="webhook") for r in failed]
+        runs = [await received(client, r.id) for r in failed]
         pages = BranchPages(client)
         before = charged(sandbox)
         histories = await asyncio.gather(*(run_history(client, run, pages) for run in runs))
@@ -101,7 +106,74 @@ async def test_failures_of_one_branch_inspected_at_once_share_one_page_and_keep_
                 last_green_run_attempt=1,
             )
         ] * len(runs)
-        newer = sandbox.add_passed_run(REPO)
-        history = await run_history(client, runs[0], pages)
-        assert charged(sandbox) - before == 2  # a landed page is not kept: history stays fresh
+
+
+async def test_a_landed_page_serves_every_failure_received_before_it_was_requested() -> None:
+    sandbox = create_sandbox_github(webhook_url=None, webhook_secret="s")
+    async with serve_on_free_port(sandbox.app) as url, GitHubClient(base_url=url, token="t") as client:
+        green = sandbox.add_passed_run(REPO, head_sha=fake_sha("parent"))
+        push = fake_sha("the push")
+        failed = [sandbox.add_failed_run(REPO, "compile_error", head_sha=push) for _ in range(5)]
+        runs = [await received(client, r.id) for r in failed]  # all received, none inspected yet
+        pages = BranchPages(client)
+        before = charged(sandbox)
+        histories = [await run_history(client, run, pages) for run in runs]  # one after another
+        assert charged(sandbox) - before == 1  # the first one's page was as fresh as any later
+        assert {h.last_green_run_id if h else None for h in histories} == {green.id}
+
+        newer = sandbox.add_passed_run(REPO)  # completes after that page was requested
+        late = await received(client, failed[0].id)
+        before = charged(sandbox)
+        history = await run_history(client, late, pages)
+        assert charged(sandbox) - before == 1  # received after the page: a fresh one
         assert history is not None and history.last_green_run_id == newer.id
+        history = await run_history(client, runs[1], pages)  # an early one takes the newest page
+        assert charged(sandbox) - before == 1 and history is not None
+        assert history.last_green_run_id == newer.id
+
+
+async def test_a_record_from_before_the_stamp_shares_only_a_page_in_flight() -> None:
+    sandbox = create_sandbox_github(webhook_url=None, webhook_secret="s")
+    async with serve_on_free_port(sandbox.app) as url, GitHubClient(base_url=url, token="t") as client:
+        failed = sandbox.add_failed_run(REPO, "compile_error")
+        legacy = (await received(client, failed.id)).model_copy(update={"received_at": None})
+        pages = BranchPages(client)
+        before = charged(sandbox)
+        await asyncio.gather(*(run_history(client, legacy, pages) for _ in range(3)))
+        assert charged(sandbox) - before == 1
+        newer = sandbox.add_passed_run(REPO)
+        history = await run_history(client, legacy, pages)
+        assert charged(sandbox) - before == 2  # not known when it was received: a landed page is not enough
+        assert history is not None and history.last_green_run_id == newer.id
+
+
+async def received(client: GitHubClient, run_id: int) -> RunToInspect:
+    """The run as recorded now (what ``MonitorService.record`` stamps)."""
+    run = from_workflow_run(await client.get_run(REPO, run_id), source="webhook")
+    return run.model_copy(update={"received_at": utc_now()})
+
+
+async def test_a_delivery_is_stamped_when_it_is_recorded_not_when_it_is_inspected(bus: Bus) -> None:
+    async with monitor_world(bus) as world:
+        run = world.sandbox.add_failed_run(REPO, "compile_error")
+        github = GitHubClient(base_url=world.github_url, token="t")
+        world.clients.append(github)
+        service = MonitorService(settings=world.settings(), bus=bus, github=github)  # never started
+        await bus.ensure_work_stream(service.intake_stream, [service.intake_subject])
+        url = await world.serve(service)
+        before = utc_now()
+        assert (await post_webhook(url, "workflow_run", run_completed_payload(world, run))).status_code == 202
+        after = utc_now()
+        recorded = decode_run((await bus.js.get_msg(service.intake_stream, 1)).data)
+        assert recorded.run_id == run.id
+        assert recorded.received_at is not None and before <= recorded.received_at <= after
+
+
+@pytest.mark.parametrize("stamp", ["yesterday", "2026-13-45T00:00:00Z", ["2026-01-01T00:00:00Z"], {}])
+def test_an_intake_record_with_a_malformed_stamp_is_refused(stamp: object) -> None:
+    record = {"repository": REPO, "run_id": 1, "run_attempt": 1, "workflow_name": "ci"}
+    assert decode_run(json.dumps(record).encode()).received_at is None  # recorded before the stamp
+    good = decode_run(json.dumps(record | {"received_at": "2026-01-01T00:00:00Z"}).encode())
+    assert good.received_at is not None and good.received_at.year == 2026
+    with pytest.raises(DecodeError, match="received_at"):
+        decode_run(json.dumps(record | {"received_at": stamp}).encode())

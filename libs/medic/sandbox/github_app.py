@@ -11,17 +11,19 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Body, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medic.sandbox import github_payloads as payloads
 from medic.sandbox.github_http import github_error, link_header, links_for, page_of, route_path
-from medic.sandbox.github_limits import RATE_LIMIT_DOCS, parse_credential
+from medic.sandbox.github_limits import RATE_LIMIT_DOCS, Window, parse_credential
 from medic.sandbox.github_orgs import beyond_contract_app
 from medic.sandbox.github_store import GitHubStore, Job, Repository, Run
 
@@ -68,49 +70,80 @@ def _errors_and_limits(app: FastAPI, sandbox: SandboxGitHub) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         return github_error(422, "Validation Failed")
 
-    @app.middleware("http")
-    async def _rate_limit_and_faults(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if route_path(request).startswith(CONTROL_PREFIX):
-            return await call_next(request)
+    app.add_middleware(_RateLimitAndFaults, sandbox=sandbox)
+
+
+class _RateLimitAndFaults:
+    """Every API call: its credential, its rate-limit window and headers, the fault modes.
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware``
+    runs every call through an extra task and memory streams, which was a tenth of the
+    sandbox's CPU in the pipeline bench, where the sandbox shares two cores with the system
+    it stands in for.
+    """
+
+    def __init__(self, app: ASGIApp, sandbox: SandboxGitHub) -> None:
+        self.app = app
+        self.sandbox = sandbox
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        path = route_path(request)
+        if path.startswith(CONTROL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        refusal, window, free = self._admit(request, path)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        assert window is not None
+
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                if not free and message["status"] != 304:
+                    window.used += 1  # conditional requests answered 304 are free, as on GitHub
+                headers = MutableHeaders(scope=message)
+                for name, value in window.headers().items():
+                    headers[name] = value
+            await send(message)
+
+        window.in_flight += 1
+        window.most_in_flight = max(window.most_in_flight, window.in_flight)
+        try:
+            if self.sandbox.modes.latency_seconds:
+                await asyncio.sleep(self.sandbox.modes.latency_seconds)
+            await self.app(scope, receive, send_with_limits)
+        finally:
+            window.in_flight -= 1
+
+    def _admit(self, request: Request, path: str) -> tuple[Response | None, Window | None, bool]:
+        """(refusal, window, free): GitHub's answer when the call does not go through."""
+        sandbox = self.sandbox
         valid, token = parse_credential(request.headers.get("authorization"))
         if not valid or (token is not None and not sandbox.apps.token_valid(token)):
-            return github_error(401, "Bad credentials")
+            return github_error(401, "Bad credentials"), None, False
         window = sandbox.budget.window(token)
-        free = route_path(request) == "/rate_limit"
+        free = path == "/rate_limit"
         if (reset := sandbox.modes.exhausted_reset()) is not None and not free:
             headers = window.headers(exhausted=True) | {"x-ratelimit-reset": str(reset)}
             body = {
                 "message": "API rate limit exceeded for user ID 583231.",
                 "documentation_url": RATE_LIMIT_DOCS,
             }
-            return JSONResponse(body, status_code=403, headers=headers)
+            return JSONResponse(body, status_code=403, headers=headers), window, free
         if not free and window.remaining == 0:
             body = {"message": "API rate limit exceeded.", "documentation_url": RATE_LIMIT_DOCS}
-            return JSONResponse(body, status_code=403, headers=window.headers())
+            return JSONResponse(body, status_code=403, headers=window.headers()), window, free
         if not free and (status := sandbox.modes.take_server_error()) is not None:
             window.used += 1
             if status == 502:
-                return Response(
-                    "<html><body><h1>502 Bad Gateway</h1></body></html>",
-                    502,
-                    window.headers(),
-                    media_type="text/html",
-                )
-            return github_error(503, "Service Unavailable", window.headers())
-        window.in_flight += 1
-        window.most_in_flight = max(window.most_in_flight, window.in_flight)
-        try:
-            if sandbox.modes.latency_seconds:
-                await asyncio.sleep(sandbox.modes.latency_seconds)
-            response = await call_next(request)
-        finally:
-            window.in_flight -= 1
-        if not free and response.status_code != 304:
-            window.used += 1  # conditional requests answered 304 are free, as on GitHub
-        response.headers.update(window.headers())
-        return response
+                page = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+                return Response(page, 502, window.headers(), media_type="text/html"), window, free
+            return github_error(503, "Service Unavailable", window.headers()), window, free
+        return None, window, free
 
 
 class _Lookups:
@@ -289,6 +322,13 @@ def _cache_and_rate_routes(app: FastAPI, sandbox: SandboxGitHub, find: _Lookups)
         return JSONResponse({"resources": resources, "rate": core})
 
 
+async def _on_the_loop(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """A log's chunks made on the event loop: Starlette sends a plain iterator through a worker
+    thread, a hop per chunk, for work that is this process's CPU either way."""
+    for chunk in chunks:
+        yield chunk
+
+
 def _control_routes(app: FastAPI, sandbox: SandboxGitHub) -> None:
     @app.get(CONTROL_PREFIX + "/logs/{job_id}")
     async def download_log(job_id: int, expires: int, signature: str) -> Response:
@@ -301,8 +341,7 @@ def _control_routes(app: FastAPI, sandbox: SandboxGitHub) -> None:
             or job.log is None
         ):
             return Response("AuthenticationFailed: Server failed to authenticate the request.", 403)
-        chunks: Iterator[bytes] = job.log()
-        return StreamingResponse(chunks, media_type="text/plain")
+        return StreamingResponse(_on_the_loop(job.log()), media_type="text/plain")
 
     @app.post(CONTROL_PREFIX + "/simulate")
     async def simulate(request: Request, spec: Annotated[dict[str, Any], Body()]) -> Response:
