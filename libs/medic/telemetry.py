@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
+    import httpx
     from fastapi import FastAPI
 
 EVENTS_PUBLISHED = Counter("medic_events_published_total", "Events published to the bus", ["event_type"])
@@ -102,6 +103,16 @@ def instrument_libraries() -> None:
     HTTPXClientInstrumentor().instrument()
     AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
     _instrumented = True
+
+
+def trace_client(client: httpx.AsyncClient) -> None:
+    """Client spans for a client whose transport is not httpx's own (the global hook wraps only
+    ``httpx.AsyncHTTPTransport``); a no-op when tracing is off, as the global hook is."""
+    if not _instrumented:
+        return
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor.instrument_client(client)
 
 
 def uninstrument_libraries() -> None:

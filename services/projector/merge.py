@@ -71,6 +71,7 @@ _INT_RANGES = {
     "integer": (-(2**31), 2**31 - 1),
     "bigint": (-(2**63), 2**63 - 1),
 }
+_BOUNDS: dict[str, tuple[int, int] | None] = {name: _INT_RANGES.get(kind) for name, kind in FAILURE_COLUMNS}
 
 Row = dict[str, Any]
 
@@ -87,7 +88,7 @@ def check_storable(change: FailureChange) -> None:
     """
     for values in (change.fields, change.identity):
         for name, value in values.items():
-            bounds = _INT_RANGES.get(_COLUMN_TYPES[name])
+            bounds = _BOUNDS[name]  # KeyError (a permanent error) for a column the table lacks
             if bounds is not None and isinstance(value, int) and not bounds[0] <= value <= bounds[1]:
                 raise ValueError(f"{name} = {value} is out of range for {_COLUMN_TYPES[name]}")
 

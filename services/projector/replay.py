@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from time import perf_counter
@@ -92,7 +94,8 @@ async def replay(
             raise ReplayError(f"schema {target_schema!r} already holds views; replay needs a fresh one")
         await migrate(pool)
         started = perf_counter()
-        await _pump(bus, pool, report, batch=batch)
+        with _fewer_collections():
+            await _pump(bus, pool, report, batch=batch)
         report.seconds = perf_counter() - started
         report.digests = await table_digests(pool)
     finally:
@@ -104,6 +107,20 @@ async def replay(
         finally:
             await live.close()
     return report
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """A replay allocates millions of short-lived, acyclic objects (decoded events, rows) and
+    keeps a few batches of them alive at once; with the default thresholds the cyclic
+    collector scans them again and again (a third of the replay's CPU in the profile).
+    Reference counting frees them either way; the collector runs less often meanwhile."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 async def _pump(bus: Bus, pool: asyncpg.Pool, report: ReplayReport, *, batch: int) -> None:

@@ -3,9 +3,12 @@
 githubkit builds the requests (paths, parameters, auth, API version header); this class maps
 GitHub's JSON onto our own small models and adds what the services need around it: bounded
 retries (stamina) on 5xx, timeouts and connection errors, GitHub's rate-limit rules, Prometheus
-metrics, and a small error hierarchy. One pooled httpx transport is shared by every call
+metrics, and a small error hierarchy. One pooled transport is shared by every call
 (githubkit opens a short-lived client per request when not used as a context manager, which
-would otherwise defeat connection reuse).
+would otherwise defeat connection reuse). The transport is aiohttp's, under httpx's API
+(``httpx-aiohttp``, by an httpx maintainer; the OpenAI SDK offers the same): a request cost
+half the CPU of httpcore's, whose pool and anyio streams were most of the services' CPU in
+the pipeline bench.
 
 At most ``max_in_flight`` requests are on the wire at once. GitHub asks integrations not to
 send a token's requests concurrently (its secondary rate limits), and the connection pool
@@ -30,6 +33,7 @@ import stamina
 from githubkit import GitHub, TokenAuthStrategy, UnauthAuthStrategy
 from githubkit.exception import RequestError, RequestFailed, RequestTimeout
 from githubkit.utils import UNSET
+from httpx_aiohttp import AiohttpTransport
 
 from medic.conclusions import job_failed
 from medic.github.auth import GitHubAppAuth, InstallationAuth, InstallationAuthStrategy
@@ -40,6 +44,7 @@ from medic.github.mapping import job_from_json as _job_from_json
 from medic.github.mapping import run_from_json as _run_from_json
 from medic.github.models import Job, JobLog, RunsPage, WorkflowRun
 from medic.github.ratelimit import observe, observe_failure, rate_limit_wait
+from medic.telemetry import trace_client
 
 if TYPE_CHECKING:
     from medic.config import Settings
@@ -133,7 +138,7 @@ class GitHubClient:
         self._in_flight = asyncio.Semaphore(max_in_flight)
         # every slot keeps its connection alive between requests: no connect per request
         limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
-        self._transport = httpx.AsyncHTTPTransport(retries=0, limits=limits)
+        self._transport = AiohttpTransport(limits=limits)
         shared = _SharedTransport(self._transport)
         self.app = app
         self._app_auth = InstallationAuth(app, self._base_url) if app is not None else None
@@ -154,6 +159,7 @@ class GitHubClient:
             timeout=timeout,
             headers={"User-Agent": "ci-medic", "X-GitHub-Api-Version": "2022-11-28"},
         )
+        trace_client(self._http)  # the transport is not httpx's own, which the global hook wraps
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GitHubClient:
