@@ -35,7 +35,10 @@ T = TypeVar("T")
 
 PASSED = frozenset({"success", "skipped", "neutral"})
 HISTORY_WINDOW = 30
-"""Completed runs of the branch looked at for the same commit and its parent: one page."""
+"""Completed runs of the branch (every workflow) looked at for the same commit, the parent and the
+last green run when the run's workflow is not known: one page."""
+WORKFLOW_HISTORY_WINDOW = 10
+"""The same, of the run's own workflow: ten of its runs reach further back than thirty of all."""
 
 
 async def failed_jobs(
@@ -128,11 +131,14 @@ async def complete_partial(github: GitHubClient, run: RunToInspect) -> RunToInsp
 
 
 class BranchPages:
-    """The branch's newest completed runs, one request for every failure it is fresh enough for.
+    """The branch's newest completed runs of the failed run's workflow, one request for every
+    failure it is fresh enough for.
 
     A page requested at or after a failure was received holds every run that completed before
     then, so it serves that failure as well as a page fetched now would (see
-    :mod:`.branch_pages`); a failure received later gets a fresh page.
+    :mod:`.branch_pages`); a failure received later gets a fresh page. With the workflow known
+    (every webhook and poll of a run says it) the page is that workflow's own runs on the branch,
+    a short page; without it, a longer page of every workflow's runs on the branch.
     """
 
     def __init__(self, github: GitHubClient) -> None:
@@ -140,12 +146,16 @@ class BranchPages:
         self.pages = FreshPages("monitor_branch_runs")
 
     async def newest(self, run: RunToInspect) -> tuple[WorkflowRun, ...]:
-        repository, branch = run.repository, run.branch
-        return await self.pages.get(
-            (repository.lower(), branch), run.received_at, lambda: self._fetch(repository, branch)
-        )
+        repository, branch, workflow = run.repository, run.branch, run.workflow_id
+        key = (repository.lower(), branch, "" if workflow is None else str(workflow))
+        return await self.pages.get(key, run.received_at, lambda: self._fetch(repository, branch, workflow))
 
-    async def _fetch(self, repository: str, branch: str) -> tuple[WorkflowRun, ...]:
+    async def _fetch(self, repository: str, branch: str, workflow: int | None) -> tuple[WorkflowRun, ...]:
+        if workflow is not None:
+            mine = await self.github.list_workflow_runs(
+                repository, workflow, branch=branch, status="completed", per_page=WORKFLOW_HISTORY_WINDOW
+            )
+            return mine.runs
         page = await self.github.list_runs(
             repository, branch=branch, status="completed", per_page=HISTORY_WINDOW
         )

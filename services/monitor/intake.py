@@ -50,6 +50,8 @@ class RunToInspect(WorkflowRunFacts):
     delivery_id: str | None = None
     partial: bool = False
     """Only the run's id and attempt are known (a ``workflow_job`` delivery): fetch the rest."""
+    workflow_id: int | None = None
+    """GitHub's id of the run's workflow: its own runs are one request (None: not told)."""
     received_at: datetime | None = None
     """When the webhook or poll was recorded (stamped by the recorder, not the handler): a page of
     the branch's runs requested since then is as fresh as one fetched now. None before it existed."""
@@ -72,7 +74,9 @@ class RunToInspect(WorkflowRunFacts):
 
     @model_validator(mode="after")
     def _in_range(self) -> Self:
-        for what, number in (("run_id", self.run_id), *(("pull request", n) for n in self.pull_requests)):
+        workflow = () if self.workflow_id is None else (("workflow_id", self.workflow_id),)
+        numbers = (("run_id", self.run_id), *workflow, *(("pull request", n) for n in self.pull_requests))
+        for what, number in numbers:
             if not 1 <= number <= MAX_ID:
                 raise ValueError(f"{what} must be between 1 and {MAX_ID}")
         if not 1 <= self.run_attempt <= MAX_RUN_ATTEMPT:
@@ -118,4 +122,5 @@ def from_workflow_run(
         run_started_at=run.run_started_at,
         updated_at=run.updated_at,
         source=source,
+        workflow_id=run.workflow_id,
     )

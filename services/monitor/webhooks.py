@@ -44,6 +44,7 @@ class _Repository(_Loose):
 
 class _WorkflowRun(_Loose):
     id: Id
+    workflow_id: Id | None = None
     run_attempt: Attempt = 1
     name: str | None = None
     path: str = ""
@@ -136,6 +137,7 @@ def _interpret(event_name: str, payload: object, delivery_id: str | None) -> Run
         updated_at=run.updated_at,
         source="webhook",
         delivery_id=delivery_id,
+        workflow_id=run.workflow_id,
     )
 
 

@@ -82,6 +82,7 @@ async def test_every_route_the_client_calls_exists_in_the_openapi_subset(
         await client.get_run(REPO, run.id)
         page = await client.list_runs(REPO)
         await client.list_runs(REPO, etag=page.etag)
+        await client.list_workflow_runs(REPO, run.workflow_id, branch="main", status="completed", per_page=10)
         [job] = await client.list_failed_jobs(REPO, run.id)
         await client.fetch_job_log(REPO, job.id)
         await client.rerun_failed_jobs(REPO, run.id)
@@ -203,9 +204,12 @@ async def test_sandbox_json_bodies_validate_against_the_response_schemas(
     sandbox.add_cache(REPO, "Linux-pip-9")
     base = f"/repos/{REPO}/actions"
     t = "/repos/{owner}/{repo}/actions"
+    workflow_runs = t + "/workflows/{workflow_id}/runs"
     calls: list[tuple[str, str, str, dict[str, Any]]] = [
         ("GET", "/rate_limit", "/rate_limit", {}),
         ("GET", f"{base}/runs", f"{t}/runs", {"status": "failure"}),
+        ("GET", f"{base}/workflows/{run.workflow_id}/runs", workflow_runs, {"branch": "feature/x"}),
+        ("GET", f"{base}/workflows/ci.yml/runs", workflow_runs, {"status": "completed"}),
         ("GET", f"{base}/runs/{run.id}", t + "/runs/{run_id}", {}),
         ("GET", f"{base}/runs/{run.id}/jobs", t + "/runs/{run_id}/jobs", {"filter": "all"}),
         ("GET", f"{base}/jobs/{job_id}", t + "/jobs/{job_id}", {}),

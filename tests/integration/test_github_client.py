@@ -195,6 +195,34 @@ async def test_list_runs_uses_etags(sandbox: tuple[SandboxGitHub, str], client: 
     assert not changed.not_modified and len(changed.runs) == 2 and changed.etag != first.etag
 
 
+async def test_workflow_runs_are_one_workflows_newest_filtered_by_branch_and_status(
+    sandbox: tuple[SandboxGitHub, str], client: GitHubClient
+) -> None:
+    repo = "octo-org/workflow-runs"
+    ci = [sandbox[0].add_passed_run(repo) for _ in range(3)]
+    ci.append(sandbox[0].add_failed_run(repo, "lint_errors"))
+    sandbox[0].add_passed_run(repo, branch="feature/x")
+    lint = sandbox[0].add_passed_run(repo)
+    lint.workflow_path, lint.workflow_id = (
+        ".github/workflows/lint.yml",
+        ci[0].workflow_id + 1,
+    )  # another workflow
+
+    page = await client.list_workflow_runs(
+        repo, ci[0].workflow_id, branch="main", status="completed", per_page=3
+    )
+    assert [run.id for run in page.runs] == [run.id for run in reversed(ci)][
+        :3
+    ]  # newest first, this workflow's
+    assert {run.workflow_id for run in page.runs} == {ci[0].workflow_id}
+    greens = await client.list_workflow_runs(repo, ci[0].workflow_id, branch="main", status="success")
+    assert [run.id for run in greens.runs] == [run.id for run in reversed(ci[:3])]
+    [other] = (await client.list_workflow_runs(repo, lint.workflow_id)).runs
+    assert other.id == lint.id and other.path == ".github/workflows/lint.yml"
+    with pytest.raises(NotFound):
+        await client.list_workflow_runs(repo, 1)  # no such workflow
+
+
 async def test_delete_caches_counts_deleted_caches(
     sandbox: tuple[SandboxGitHub, str], client: GitHubClient
 ) -> None:

@@ -43,7 +43,7 @@ async def test_the_history_is_read_while_the_logs_are(bus: Bus) -> None:
 
     def gated(app: object) -> RequestGate:
         nonlocal gate
-        gate = RequestGate(app, LOGS + r"|/actions/runs$", expected=2)
+        gate = RequestGate(app, LOGS + r"|/runs$", expected=2)
         return gate
 
     async with monitor_world(bus, wrap=gated) as world:

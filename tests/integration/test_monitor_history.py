@@ -16,7 +16,7 @@ from medic.sandbox import github_payloads as payloads
 from medic.sandbox.github import SandboxGitHub, create_sandbox_github
 from medic.sandbox.github_server import serve_on_free_port
 from medic.sandbox.github_store import fake_sha
-from medic.services.monitor.detection import BranchPages, run_history
+from medic.services.monitor.detection import HISTORY_WINDOW, BranchPages, run_history
 from medic.services.monitor.intake import RunToInspect, decode_run, from_workflow_run
 from medic.services.monitor.service import MonitorService
 from tests.integration.monitor_support import (
@@ -177,3 +177,29 @@ def test_an_intake_record_with_a_malformed_stamp_is_refused(stamp: object) -> No
     assert good.received_at is not None and good.received_at.year == 2026
     with pytest.raises(DecodeError, match="received_at"):
         decode_run(json.dumps(record | {"received_at": stamp}).encode())
+
+
+async def test_a_known_workflow_reads_its_own_runs_and_finds_a_green_run_behind_other_workflows() -> None:
+    sandbox = create_sandbox_github(webhook_url=None, webhook_secret="s")
+    async with serve_on_free_port(sandbox.app) as url, GitHubClient(base_url=url, token="t") as client:
+        green = sandbox.add_passed_run(REPO, head_sha=fake_sha("parent"))
+        for _ in range(HISTORY_WINDOW + 5):  # a busy branch: other workflows' runs since the green one
+            lint = sandbox.add_passed_run(REPO)
+            lint.workflow_path, lint.workflow_id = ".github/workflows/lint.yml", green.workflow_id + 1
+        failed = sandbox.add_failed_run(REPO, "compile_error")
+        run = await received(client, failed.id)
+        assert run.workflow_id == green.workflow_id  # the run says which workflow it is of
+        pages = BranchPages(client)
+        before = charged(sandbox)
+        history = await run_history(client, run, pages)
+        assert charged(sandbox) - before == 1
+        assert history == RunHistory(
+            parent_commit_conclusion="success",
+            branch_runs_read=True,
+            last_green_run_id=green.id,  # thirty runs of every workflow would not have reached it
+            last_green_run_attempt=1,
+        )
+        unknown = run.model_copy(update={"workflow_id": None})  # a record from before, or a bare job
+        history = await run_history(client, unknown, pages)
+        assert charged(sandbox) - before == 2 and history is not None
+        assert history.last_green_run_id is None and history.parent_commit_conclusion is None

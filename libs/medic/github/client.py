@@ -233,6 +233,28 @@ class GitHubClient:
         runs = response.json().get("workflow_runs", [])
         return RunsPage(runs=tuple(_run_from_json(run) for run in runs), etag=new_etag)
 
+    async def list_workflow_runs(
+        self,
+        repository: str,
+        workflow_id: int,
+        *,
+        status: str | None = None,
+        branch: str | None = None,
+        per_page: int = 30,
+    ) -> RunsPage:
+        """The newest page of one workflow's runs: a short page reaches further back in its history
+        than the same page of every workflow of the repository."""
+        owner, repo = _split(repository)
+        filters = {"status": status, "branch": branch}
+        params: dict[str, str | int] = {k: v for k, v in filters.items() if v is not None}
+        response = await self._read(
+            "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs",
+            f"/repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs",
+            params=params | {"per_page": per_page},
+        )
+        runs = response.json().get("workflow_runs", [])
+        return RunsPage(runs=tuple(_run_from_json(run) for run in runs), etag=response.headers.get("etag"))
+
     async def list_failed_jobs(self, repository: str, run_id: int) -> list[Job]:
         """Failed jobs of the latest attempt, each with the names of the steps that broke."""
         jobs = await self.list_jobs(repository, run_id, latest=True)

@@ -40,6 +40,7 @@ def run_from_json(run: dict[str, Any]) -> WorkflowRun:
         created_at=run["created_at"],
         updated_at=run["updated_at"],
         repository=(run.get("repository") or {}).get("full_name", ""),
+        workflow_id=run.get("workflow_id"),
     )
 
 

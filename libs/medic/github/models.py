@@ -35,6 +35,8 @@ class WorkflowRun(_Frozen):
     updated_at: datetime
     repository: str
     """``owner/name``."""
+    workflow_id: int | None = None
+    """The workflow this run is of (its own runs: ``list_workflow_runs``)."""
 
 
 class Job(_Frozen):

@@ -183,25 +183,32 @@ def _run_routes(app: FastAPI, sandbox: SandboxGitHub, find: _Lookups) -> None:
         found = find.repository(owner, repo)
         if found is None:
             return github_error(404, "Not Found")
-        runs = store.runs_of(found)
-        if status in JOB_STATUSES:
-            runs = [run for run in runs if run.latest.status == status]
-        elif status:
-            runs = [run for run in runs if run.latest.conclusion == status]
-        runs = [run for run in runs if branch in (None, run.head_branch) and head_sha in (None, run.head_sha)]
-        links = links_for(request)
-        items = [payloads.workflow_run(run, run.latest, links) for run in page_of(runs, per_page, page)]
-        body = json.dumps({"total_count": len(runs), "workflow_runs": items}).encode()
-        etag = 'W/"' + hashlib.sha256(body).hexdigest()[:40] + '"'
-        headers = {
-            "ETag": etag,
-            "Cache-Control": "private, max-age=60, s-maxage=60",
-            "Vary": "Accept, Authorization",
-        }
-        headers |= link_header(request, len(runs), per_page, page)
-        if etag in request.headers.get("if-none-match", ""):
-            return Response(status_code=304, headers=headers)
-        return Response(body, media_type="application/json; charset=utf-8", headers=headers)
+        return _runs_page(request, store.runs_of(found), status, branch, head_sha, per_page, page)
+
+    @app.get("/repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs")
+    async def list_workflow_runs(
+        request: Request,
+        owner: str,
+        repo: str,
+        workflow_id: str,
+        status: str | None = None,
+        branch: str | None = None,
+        head_sha: str | None = None,
+        per_page: Annotated[int, Query(ge=1, le=100)] = 30,
+        page: Annotated[int, Query(ge=1)] = 1,
+    ) -> Response:
+        """One workflow's runs: ``workflow_id`` is its id or its file name, as on GitHub."""
+        found = find.repository(owner, repo)
+        if found is None:
+            return github_error(404, "Not Found")
+        runs = [
+            run
+            for run in store.runs_of(found)
+            if workflow_id in (str(run.workflow_id), run.workflow_path.rsplit("/", 1)[-1])
+        ]
+        if not runs:  # the sandbox knows a workflow by its runs: none, no such workflow
+            return github_error(404, "Not Found")
+        return _runs_page(request, runs, status, branch, head_sha, per_page, page)
 
     @app.get("/repos/{owner}/{repo}/actions/runs/{run_id}")
     async def get_run(request: Request, owner: str, repo: str, run_id: int) -> Response:
@@ -209,6 +216,36 @@ def _run_routes(app: FastAPI, sandbox: SandboxGitHub, find: _Lookups) -> None:
         if run is None:
             return github_error(404, "Not Found")
         return JSONResponse(payloads.workflow_run(run, run.latest, links_for(request)))
+
+
+def _runs_page(
+    request: Request,
+    runs: list[Run],
+    status: str | None,
+    branch: str | None,
+    head_sha: str | None,
+    per_page: int,
+    page: int,
+) -> Response:
+    """A page of ``{total_count, workflow_runs}`` with its ETag (a 304 when it matches) and Link."""
+    if status in JOB_STATUSES:
+        runs = [run for run in runs if run.latest.status == status]
+    elif status:
+        runs = [run for run in runs if run.latest.conclusion == status]
+    runs = [run for run in runs if branch in (None, run.head_branch) and head_sha in (None, run.head_sha)]
+    links = links_for(request)
+    items = [payloads.workflow_run(run, run.latest, links) for run in page_of(runs, per_page, page)]
+    body = json.dumps({"total_count": len(runs), "workflow_runs": items}).encode()
+    etag = 'W/"' + hashlib.sha256(body).hexdigest()[:40] + '"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "private, max-age=60, s-maxage=60",
+        "Vary": "Accept, Authorization",
+    }
+    headers |= link_header(request, len(runs), per_page, page)
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json; charset=utf-8", headers=headers)
 
 
 def _job_routes(app: FastAPI, sandbox: SandboxGitHub, find: _Lookups) -> None:
