@@ -49,11 +49,13 @@ async def run_everything(settings: Settings, console: Console, config_path: Path
         settings = settings.model_copy(update=updates)
         async with composition.open_parts(settings) as parts:
             host = composition.build_host(settings, parts, composition.SERVICE_NAMES, mounts)
-            _print_banner(
-                console, settings, infra, base, secret if generated else None, sandboxed=bool(mounts)
-            )
+
+            def banner() -> None:
+                shown = secret if generated else None
+                _print_banner(console, settings, infra, base, shown, sandboxed=bool(mounts))
+
             async with watching(settings, config_path, [host, *host.services], parts.bus.publish):
-                await host.serve(host=settings.http_host, port=settings.http_port)
+                await host.serve(host=settings.http_host, port=settings.http_port, ready=banner)
     finally:
         infra.stop()
         console.print("ci-medic stopped; data kept in", str(data_dir.resolve()))
@@ -63,9 +65,11 @@ async def run_one(name: str, settings: Settings, console: Console, config_path: 
     configure(f"ci-medic-{name}")
     async with composition.open_parts(settings) as parts:
         host = composition.build_host(settings, parts, (name,), {})
-        console.print(f"{name} listening on http://{settings.http_host}:{settings.http_port}")
+        where = f"{name} listening on http://{settings.http_host}:{settings.http_port}"
         async with watching(settings, config_path, [host, *host.services], parts.bus.publish):
-            await host.serve(host=settings.http_host, port=settings.http_port)
+            await host.serve(
+                host=settings.http_host, port=settings.http_port, ready=lambda: console.print(where)
+            )
 
 
 def _print_banner(

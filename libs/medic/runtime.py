@@ -188,8 +188,20 @@ class ServiceHost:
                 await service.stop()
         log.info("services_stopped")
 
-    async def serve(self, *, host: str, port: int, stop: asyncio.Event | None = None) -> None:
-        """Serve HTTP until SIGTERM/SIGINT (or ``stop``), then drain and stop."""
+    async def serve(
+        self,
+        *,
+        host: str,
+        port: int,
+        stop: asyncio.Event | None = None,
+        ready: Callable[[], None] | None = None,
+    ) -> None:
+        """Serve HTTP until SIGTERM/SIGINT (or ``stop``), then drain and stop.
+
+        ``ready`` is called once everything is started and the signals are ours: what it
+        prints (``medic run``'s banner says Ctrl-C stops everything) is true by then. A
+        Ctrl-C that came earlier, while services were starting, would have met asyncio's own
+        handler, which cancels the main task mid-start-up and can be lost there."""
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -198,6 +210,8 @@ class ServiceHost:
         server = HttpServer(self.app(), host=host, port=port)
         await server.start()
         await self.start()
+        if ready is not None:
+            ready()
         try:
             await stop.wait()
         finally:

@@ -25,7 +25,7 @@ from medic.db import connect_pool
 from medic.services.projector.instruments import PROJECTION_BATCH
 from medic.services.projector.migrations import migrate
 from medic.services.projector.store import Prepared, Received, apply_prepared, prepare
-from medic.services.projector.stream_reader import read_stream
+from medic.services.projector.stream_reader import ReadGap, read_stream
 from medic.services.projector.unapplied import Unreadable, decode_or_unreadable
 
 DIGEST_QUERIES: dict[str, str] = {
@@ -156,6 +156,9 @@ async def _read(bus: Bus, queue: asyncio.Queue[Prepared | None], report: ReplayR
                     await queue.put(prepare(items))
     except asyncio.CancelledError:
         raise  # the writer stopped: nobody is left to read an end marker
+    except ReadGap as exc:
+        await queue.put(None)
+        raise ReplayError(f"the replay lost a message of the stream: {exc}") from exc
     except BaseException:
         await queue.put(None)
         raise

@@ -34,8 +34,14 @@ class StreamMessage(NamedTuple):
     data: bytes
 
 
-def position(reply: str) -> tuple[int, int, datetime]:
-    """Stream sequence, messages still pending, and time stamp, from a JetStream reply subject.
+class ReadGap(Exception):
+    """A message of the consumer never arrived (dropped as a slow consumer): the replay would
+    silently lack it, so it stops instead."""
+
+
+def position(reply: str) -> tuple[int, int, int, datetime]:
+    """Stream sequence, consumer sequence, messages still pending and time stamp, from a
+    JetStream reply subject.
 
     The common 9-token form is split here; any other (with a domain) goes through nats-py.
     The time is computed as nats-py computes ``metadata.timestamp`` for the live projector,
@@ -44,9 +50,9 @@ def position(reply: str) -> tuple[int, int, datetime]:
     tokens = reply.split(".")
     if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
         stamped = datetime.fromtimestamp(int(tokens[7]) / 1_000_000_000.0, UTC)
-        return int(tokens[5]), int(tokens[8]), stamped
+        return int(tokens[5]), int(tokens[6]), int(tokens[8]), stamped
     meta = Msg.Metadata._from_reply(reply)
-    return meta.sequence.stream, meta.num_pending, meta.timestamp
+    return meta.sequence.stream, meta.sequence.consumer, meta.num_pending, meta.timestamp
 
 
 async def read_stream(bus: Bus, *, batch: int) -> AsyncGenerator[list[StreamMessage], None]:
@@ -83,11 +89,16 @@ async def _pull(
     arrived = asyncio.Event()
     buffer: list[StreamMessage] = []
     ended = lapsed = False
+    gap: ReadGap | None = None
+    last = 0
 
     async def on_message(msg: Msg) -> None:
-        nonlocal ended, lapsed
+        nonlocal ended, lapsed, gap, last
         if msg.reply:
-            seq, pending, stamped = position(msg.reply)
+            seq, delivered, pending, stamped = position(msg.reply)
+            if delivered != last + 1 and gap is None:
+                gap = ReadGap(f"consumer message {last + 1} never arrived (next was {delivered})")
+            last = delivered
             buffer.append(StreamMessage(seq, stamped, msg.data))
             ended = ended or pending == 0
             if ended or len(buffer) >= batch:
@@ -115,6 +126,8 @@ async def _pull(
                     requested = received  # the requests lapsed: ask again
                     continue
             arrived.clear()
+            if gap is not None:
+                raise gap
             chunk, buffer[:] = buffer[:], []
             received += len(chunk)
             if lapsed:

@@ -178,3 +178,34 @@ async def test_consumer_lag_is_exported_per_durable_consumer(bus: Bus) -> None:
         release.set()
         await host.stop()
     assert value == 5
+
+
+async def test_serve_says_ready_only_once_started_and_ctrl_c_is_its_own(bus: Bus) -> None:
+    """``medic run`` prints "Ctrl-C stops everything" from ``ready``: by then every service has
+    started and SIGINT/SIGTERM set the host's stop, instead of meeting asyncio's handler, which
+    cancels start-up half-way (a Ctrl-C lost that way left ``medic run`` running)."""
+    import signal
+
+    from medic.embedded import free_port
+
+    service = SlowRecorder(f"recorder-{uuid.uuid4().hex[:8]}")
+    host = ServiceHost(settings=load_settings(), bus=bus, services=[service])
+    stop = asyncio.Event()
+    seen: dict[str, object] = {}
+    before = signal.getsignal(signal.SIGINT)
+
+    def ready() -> None:
+        seen["sigint"] = signal.getsignal(signal.SIGINT)
+        seen["sigterm"] = signal.getsignal(signal.SIGTERM)
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(host.serve(host="127.0.0.1", port=free_port(), stop=stop, ready=ready), 30)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        signal.signal(signal.SIGINT, before)
+    assert seen["sigint"] is not before and seen["sigint"] is not signal.default_int_handler
+    assert seen["sigterm"] is not signal.SIG_DFL
+    assert service.stopped  # drained after the stop

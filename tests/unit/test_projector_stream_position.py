@@ -19,7 +19,7 @@ REPLIES = [
 @pytest.mark.parametrize("reply", REPLIES)
 def test_position_agrees_with_nats_metadata(reply: str) -> None:
     meta = Msg.Metadata._from_reply(reply)
-    assert position(reply) == (meta.sequence.stream, meta.num_pending, meta.timestamp)
+    assert position(reply) == (meta.sequence.stream, meta.sequence.consumer, meta.num_pending, meta.timestamp)
 
 
 def test_a_reply_that_is_not_jetstream_is_refused() -> None:
