@@ -23,6 +23,7 @@ from nats.js import api as js_api
 from nats.js.errors import BadRequestError, NotFoundError
 
 from medic.events import Event, EventDecodeError
+from medic.puller import Puller
 from medic.telemetry import (
     DEAD_LETTERS,
     EVENTS_HANDLED,
@@ -106,6 +107,7 @@ class Subscription:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _inflight: set[asyncio.Task[None]] = field(default_factory=set)
     _loop_task: asyncio.Task[None] | None = None
+    _puller: Puller | None = None
 
     @property
     def durable(self) -> str:
@@ -134,8 +136,14 @@ class Subscription:
             with contextlib.suppress(NotFoundError):
                 await js.delete_consumer(stream, self.durable)
             await js.add_consumer(stream, config)
-        psub = await js.pull_subscribe_bind(durable=self.durable, stream=stream)
-        self._loop_task = asyncio.create_task(self._run(psub), name=f"consume:{self.service}")
+        if self.batch_handler is not None:
+            psub = await js.pull_subscribe_bind(durable=self.durable, stream=stream)
+            loop = self._run_batches(psub)
+        else:
+            self._puller = Puller(self.bus.nc, stream, self.durable)
+            await self._puller.open()
+            loop = self._run(self._puller)
+        self._loop_task = asyncio.create_task(loop, name=f"consume:{self.service}")
 
     @property
     def running(self) -> bool:
@@ -144,20 +152,41 @@ class Subscription:
     async def stop(self) -> None:
         """Drain: stop fetching, let in-flight handlers finish and settle their messages."""
         self._stopping.set()
+        if self._puller is not None:
+            self._puller.wake()
         if self._loop_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
 
-    async def _run(self, psub: JetStreamContext.PullSubscription) -> None:
+    async def _run(self, puller: Puller) -> None:
+        """Each message to a handler task as it arrives, at most ``concurrency`` at once."""
+        slots = asyncio.Semaphore(self.concurrency)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    msg = await puller.next(lambda: self.concurrency - len(self._inflight))
+                except Exception as exc:  # connection hiccup: the server keeps the messages
+                    log.warning("pull_failed", service=self.service, error=str(exc))
+                    await asyncio.sleep(0.5)
+                    continue
+                if msg is None:  # woken: a slot came free, or stopping
+                    continue
+                await slots.acquire()
+                task = asyncio.create_task(self._handle(msg))
+                self._inflight.add(task)
+                task.add_done_callback(self._done_callback(slots))
+        finally:
+            with contextlib.suppress(Exception):
+                await puller.close()
+
+    async def _run_batches(self, psub: JetStreamContext.PullSubscription) -> None:
+        """A batch handler's loop: whatever is waiting, up to ``max_batch``, in one call."""
         slots = asyncio.Semaphore(self.concurrency)
         while not self._stopping.is_set():
-            free = max(1, self.concurrency - len(self._inflight))
-            if self.batch_handler is not None:
-                free = self.max_batch
             try:
-                msgs = await psub.fetch(batch=free, timeout=0.5)
+                msgs = await psub.fetch(batch=self.max_batch, timeout=0.5)
             except (TimeoutError, nats.errors.TimeoutError):
                 continue
             except Exception as exc:  # connection hiccup: the server keeps the messages
@@ -199,6 +228,8 @@ class Subscription:
         def done(task: asyncio.Task[None]) -> None:
             self._inflight.discard(task)
             slots.release()
+            if self._puller is not None:
+                self._puller.wake()  # a request may now be sent for the freed slot
 
         return done
 
