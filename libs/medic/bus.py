@@ -263,8 +263,12 @@ class Bus:
         concurrency: int = 16,
         ack_wait_seconds: float = 30.0,
         max_deferrals: int = 0,
+        max_waiting: int | None = None,
     ) -> Subscription:
-        """A durable consumer on a work stream; ``decode`` raises ValueError on bad input."""
+        """A durable consumer on a work stream; ``decode`` raises ValueError on bad input.
+
+        ``max_waiting``: messages that may be out at once, deferred ones included (see
+        :attr:`Subscription.max_waiting`)."""
         return Subscription(
             bus=self,
             service=service,
@@ -276,6 +280,7 @@ class Bus:
             concurrency=concurrency,
             ack_wait_seconds=ack_wait_seconds,
             max_deferrals=max_deferrals,
+            max_waiting=max_waiting,
         )
 
     async def pending(self, durable: str, *, stream: str | None = None) -> int:

@@ -104,6 +104,10 @@ class Subscription:
     max_batch: int = 256
     max_deferrals: int = 0
     """Deliveries the server allows beyond ``max_deliver``, spent only by :class:`Deferred`."""
+    max_waiting: int | None = None
+    """The server's ``max_ack_pending``: a message nak'd with a delay (a :class:`Deferred`) still
+    counts until it is acked, so a consumer whose messages mostly wait (the executor's wait for
+    CI) needs room for every wait, not a few batches of handlers. Default: eight per handler."""
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _inflight: set[asyncio.Task[None]] = field(default_factory=set)
     _loop_task: asyncio.Task[None] | None = None
@@ -121,7 +125,7 @@ class Subscription:
             deliver_policy=js_api.DeliverPolicy.ALL,
             max_deliver=self.max_deliver + self.max_deferrals,
             ack_wait=self.ack_wait_seconds,
-            max_ack_pending=max(64, self.concurrency * 8),
+            max_ack_pending=self.max_waiting or max(64, self.concurrency * 8),
             filter_subjects=subjects if len(subjects) > 1 else None,
             filter_subject=subjects[0] if len(subjects) == 1 else None,
         )

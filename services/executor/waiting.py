@@ -41,6 +41,13 @@ def decode_order(data: bytes) -> Order:
     return order
 
 
+MAX_WAITS = 100_000
+"""Remediations that may wait for CI at once. Every wait is a message out on the consumer (a
+deferred one counts toward the server's ``max_ack_pending`` until it is acked), so this is the
+consumer's limit: at the default of eight per handler, the 129th re-run of a burst would start
+its clock unseen behind 128 waits of ten minutes each."""
+
+
 class CiWait:
     def __init__(
         self, bus: Bus, *, look: Look, within_seconds: Callable[[], float], max_deliver: int
@@ -71,6 +78,7 @@ class CiWait:
             max_deliver=self.max_deliver,
             max_deferrals=self.max_deferrals,
             concurrency=16,
+            max_waiting=MAX_WAITS,
         )
         await self._subscription.start()
 

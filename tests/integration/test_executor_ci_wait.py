@@ -23,6 +23,7 @@ from medic.sandbox.github import SandboxGitHub, create_sandbox_github
 from medic.services.executor.service import ExecutorService
 from medic.services.executor.store import IntentState
 from medic.services.executor.verification import looks_within, pause_before_look
+from medic.services.executor.waiting import MAX_WAITS
 from tests.integration.test_executor import REPO, auto_order, count, rerun
 from tests.waiting import wait_for, wait_until_caught_up
 
@@ -208,3 +209,13 @@ def test_the_looks_back_off_to_ten_seconds_and_span_the_wait() -> None:
         assert sum(pause_before_look(n) for n in range(1, looks)) >= seconds
         assert sum(pause_before_look(n) for n in range(1, looks - 1)) < seconds
     assert looks_within(600.0) < 80  # ten minutes of waiting costs GitHub few requests
+
+
+async def test_the_wait_has_room_for_a_burst_of_waits(bus: Bus, slow_ci: Callable[[float], Any]) -> None:
+    """A deferred message counts toward max_ack_pending until acked (nats-server: a nak with a
+    delay keeps it pending), so the wait's consumer must allow far more than its handlers."""
+    ci: Sandbox = await slow_ci(0.2)
+    settings = load_settings(github_api_url=ci.url, verify_timeout_seconds=5)
+    async with executor_host(bus, ci, settings):
+        info = await bus.js.consumer_info(f"{bus.topology.stream}_VERIFY", "executor-ci-wait")
+    assert info.config.max_ack_pending == MAX_WAITS >= 10_000
