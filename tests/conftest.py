@@ -99,7 +99,7 @@ def topology() -> Topology:
 async def bus(nats_url: str, topology: Topology) -> AsyncIterator[Bus]:
     bus = await Bus.connect(nats_url, topology)
     yield bus
-    for stream in (topology.stream, topology.dlq_stream):
+    for stream in (topology.stream, topology.dlq_stream, f"{topology.stream}_VERIFY"):
         with contextlib.suppress(Exception):  # the stream may never have been created
             await bus.js.delete_stream(stream)
     await bus.close()

@@ -248,16 +248,8 @@ class Bus:
         )
 
     async def ensure_work_stream(self, name: str, subjects: Sequence[str]) -> None:
-        """A work-queue stream beside the event log (e.g. the monitor's webhook intake)."""
-        await self._ensure_stream(
-            js_api.StreamConfig(
-                name=name,
-                subjects=list(subjects),
-                storage=js_api.StorageType.FILE,
-                retention=js_api.RetentionPolicy.WORK_QUEUE,
-                duplicate_window=self.topology.duplicate_window_seconds,
-            )
-        )
+        """A work-queue stream beside the event log (the monitor's intake, the executor's wait for CI)."""
+        await self._ensure_stream(work_stream_config(self.topology, name, subjects))
 
     def subscribe_work(
         self,
@@ -291,3 +283,15 @@ class Bus:
         info = await self.js.consumer_info(stream or self.topology.stream, durable)
         CONSUMER_PENDING.labels(durable).set(info.num_pending + info.num_ack_pending)
         return int(info.num_pending + info.num_ack_pending)
+
+
+def work_stream_config(topology: Topology, name: str, subjects: Sequence[str]) -> js_api.StreamConfig:
+    """Replicated like the event log: work queued on a lost node would be lost work."""
+    return js_api.StreamConfig(
+        name=name,
+        subjects=list(subjects),
+        storage=js_api.StorageType.FILE,
+        retention=js_api.RetentionPolicy.WORK_QUEUE,
+        duplicate_window=topology.duplicate_window_seconds,
+        num_replicas=topology.replicas,
+    )

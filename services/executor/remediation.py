@@ -3,7 +3,8 @@
 A remediation counts as fixed only when CI is green again. The intent (with the run attempt
 seen before acting) is written before GitHub is called, so after a crash the attempt number
 tells whether the call went through: a redelivered order neither repeats the action blindly
-nor forgets it.
+nor forgets it. Once the action is sent the order is handed to ``wait_for_ci`` (the
+verification work stream) and its handler is free; :meth:`Remediation.look` is each later look.
 """
 
 from __future__ import annotations
@@ -25,13 +26,20 @@ from medic.github.client import GitHubClient
 from medic.services.executor.actions import ActionRefused, perform
 from medic.services.executor.orders import Order
 from medic.services.executor.store import IntentState, IntentStore, RemediationIntent
-from medic.services.executor.verification import wait_for_checks, wait_for_new_attempt
+from medic.services.executor.verification import (
+    Verdict,
+    look_at_checks,
+    look_for_new_attempt,
+    out_of_time,
+)
 from medic.telemetry import logger
 
 log = logger(__name__)
 REMEDIATIONS = Counter("medic_remediations_total", "Finished remediations", ["action", "outcome"])
 
 Publish = Callable[[Envelope], Awaitable[object]]
+WaitForCi = Callable[["Order"], Awaitable[None]]
+"""Hand an order whose action was sent to the verification wait (durably; idempotent)."""
 
 
 class ConcurrentRemediation(Exception):
@@ -45,16 +53,17 @@ class Remediation:
         github: GitHubClient,
         intents: IntentStore,
         publish: Publish,
-        verify_timeout_seconds: float,
+        wait_for_ci: WaitForCi,
         actor: str,
     ) -> None:
         self.github = github
         self.intents = intents
         self.publish = publish
-        self.verify_timeout_seconds = verify_timeout_seconds
+        self.wait_for_ci = wait_for_ci
         self.actor = actor
 
-    async def carry_out(self, order: Order, *, heartbeat: Callable[[], Awaitable[None]]) -> None:
+    async def carry_out(self, order: Order) -> None:
+        """Act once, then hand the order to the wait for CI; returns without waiting for it."""
         found = await self.intents.get(order.failure_id)
         intent = found.record if found else None
         if intent is not None and intent.state is IntentState.FINISHED:
@@ -63,7 +72,34 @@ class Remediation:
             intent = await self._act(order, intent)
             if intent.state is IntentState.FINISHED:
                 return
-        await self._verify(order, intent, heartbeat)
+        await self.wait_for_ci(order)  # also after a crash between SENT and here: the wait is idempotent
+
+    async def look(
+        self, order: Order, *, waited_seconds: float, within_seconds: float, last_look: bool
+    ) -> bool:
+        """One look at CI for a sent order; True when the remediation is finished.
+
+        Past ``within_seconds`` (or on the last look the wait allows) it finishes as failed:
+        unverified is never reported as fixed. GitHub errors propagate (the caller retries the
+        look later); on the last look they end the wait as unverified, with the error.
+        """
+        found = await self.intents.get(order.failure_id)
+        intent = found.record if found else None
+        if intent is None or intent.state is not IntentState.SENT:
+            return True  # finished already (or never sent: the order's own delivery handles that)
+        out_of_wait = waited_seconds >= within_seconds or last_look
+        try:
+            verdict = await self._look_once(intent)
+        except Exception as exc:
+            if not out_of_wait:
+                raise
+            verdict = self._out_of_time(intent, within_seconds, why=f"GitHub: {exc}")
+        if verdict is None and not out_of_wait:
+            return False
+        verdict = verdict or self._out_of_time(intent, within_seconds)
+        outcome = RemediationOutcome.SUCCEEDED if verdict.green else RemediationOutcome.FAILED
+        await self._finish(order, intent, outcome, f"{intent.detail}; {verdict.detail}", verdict.attempt)
+        return True
 
     async def give_up(self, order: Order, detail: str) -> None:
         """An explicit end with its reason, never a failure left in ``remediating``."""
@@ -106,29 +142,18 @@ class Remediation:
         await self.intents.put(order.failure_id, sent)
         return sent
 
-    async def _verify(
-        self, order: Order, intent: RemediationIntent, heartbeat: Callable[[], Awaitable[None]]
-    ) -> None:
-        """GitHub being unavailable propagates: the order is redelivered and verification resumes."""
+    async def _look_once(self, intent: RemediationIntent) -> Verdict | None:
         if intent.checks_ref is not None:  # a fix: its pull request's checks decide
-            verdict = await wait_for_checks(
-                RepositoryChanges(self.github),
-                intent.repository,
-                intent.checks_ref,
-                within_seconds=self.verify_timeout_seconds,
-                heartbeat=heartbeat,
-            )
-        else:
-            verdict = await wait_for_new_attempt(
-                self.github,
-                intent.repository,
-                intent.run_id,
-                after_attempt=intent.baseline_attempt,
-                within_seconds=self.verify_timeout_seconds,
-                heartbeat=heartbeat,
-            )
-        outcome = RemediationOutcome.SUCCEEDED if verdict.green else RemediationOutcome.FAILED
-        await self._finish(order, intent, outcome, f"{intent.detail}; {verdict.detail}", verdict.attempt)
+            return await look_at_checks(RepositoryChanges(self.github), intent.repository, intent.checks_ref)
+        return await look_for_new_attempt(
+            self.github, intent.repository, intent.run_id, after_attempt=intent.baseline_attempt
+        )
+
+    @staticmethod
+    def _out_of_time(intent: RemediationIntent, seconds: float, *, why: str = "") -> Verdict:
+        return out_of_time(
+            checks_ref=intent.checks_ref, after_attempt=intent.baseline_attempt, seconds=seconds, why=why
+        )
 
     async def _finish(
         self,

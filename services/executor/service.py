@@ -1,5 +1,6 @@
 """Executor wiring: GateDecided(auto_remediate) or ApprovalGranted in; RemediationStarted and
-RemediationFinished out. The order is read by :mod:`.orders` and carried out by :mod:`.remediation`."""
+RemediationFinished out. The order is read by :mod:`.orders`, carried out by :mod:`.remediation`,
+and once its action is sent it waits for CI on the executor's own work stream (:mod:`.waiting`)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from medic.events import ApprovalGranted, Event, GateDecided, RemediationFinishe
 from medic.github.client import GitHubClient
 from medic.github.errors import RateLimitExhausted
 from medic.runtime import Service
-from medic.services.executor.orders import order_from
+from medic.services.executor.orders import Order, order_from
 from medic.services.executor.remediation import Remediation
 from medic.services.executor.store import IntentStore, open_intents
+from medic.services.executor.waiting import CiWait
 
 
 class ExecutorService(Service):
@@ -26,18 +28,38 @@ class ExecutorService(Service):
         self.bus = bus
         self.github = github
         self._remediation: Remediation | None = None
+        self._wait: CiWait | None = None
 
     async def start(self) -> None:
+        wait = CiWait(
+            self.bus,
+            look=self._look,
+            within_seconds=lambda: self.settings.verify_timeout_seconds,
+            max_deliver=self.settings.max_deliver,
+        )
         self._remediation = Remediation(
             github=self.github,
             intents=await open_intents(self.bus.js, self.bus.topology),
             publish=self.bus.publish,
-            verify_timeout_seconds=self.settings.verify_timeout_seconds,
+            wait_for_ci=wait.enqueue,
             actor=self.name,
         )
+        await wait.start()
+        self._wait = wait
+
+    async def stop(self) -> None:
+        if self._wait is not None:
+            await self._wait.stop()
 
     def ready(self) -> bool:
-        return self._remediation is not None
+        return self._remediation is not None and self._wait is not None and self._wait.running
+
+    async def _look(
+        self, order: Order, *, waited_seconds: float, within_seconds: float, last_look: bool
+    ) -> bool:
+        return await self.remediation.look(
+            order, waited_seconds=waited_seconds, within_seconds=within_seconds, last_look=last_look
+        )
 
     @property
     def remediation(self) -> Remediation:
@@ -54,7 +76,7 @@ class ExecutorService(Service):
         if order is None:
             return
         try:
-            await self.remediation.carry_out(order, heartbeat=delivery.in_progress)
+            await self.remediation.carry_out(order)
         except RateLimitExhausted as exc:
             if delivery.num_delivered < self.settings.max_deliver + self.max_deferrals:
                 raise Deferred(f"GitHub rate limit: {exc}", delay_seconds=exc.seconds_until_reset()) from exc

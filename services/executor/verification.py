@@ -1,13 +1,21 @@
-"""A remediation counts as done only when CI is green again: wait for the new run attempt."""
+"""A remediation counts as done only when CI is green again: one look at CI at a time.
+
+Waiting for CI takes minutes on GitHub (a re-run is a whole job again), so nothing here waits:
+each function looks once and says the verdict, or None for "not yet". The schedule of the
+looks (:func:`pause_before_look`) is kept by the executor's verification work stream
+(:mod:`.waiting`), which redelivers the order after each pause, so a remediation waiting for
+CI holds no handler, no task and no memory in any process between two looks.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from medic.github.changes import RepositoryChanges
 from medic.github.client import GitHubClient
+
+FIRST_PAUSE_SECONDS = 0.25
+LONGEST_PAUSE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -17,68 +25,46 @@ class Verdict:
     detail: str
 
 
-Probe = Callable[[], Awaitable[Verdict | None]]
-"""One look at CI: the verdict once it is known, else None (look again later)."""
+def pause_before_look(look: int) -> float:
+    """Seconds before look number ``look + 1``: 0.25 s doubling to 10 s (a quick re-run is seen
+    quickly, a long one costs a request every 10 s)."""
+    return min(FIRST_PAUSE_SECONDS * 2.0 ** max(0, look - 1), LONGEST_PAUSE_SECONDS)
 
 
-async def _poll(
-    probe: Probe, *, within_seconds: float, heartbeat: Callable[[], Awaitable[None]]
+def looks_within(seconds: float) -> int:
+    """How many looks the schedule takes to span ``seconds`` (the deliveries a wait needs)."""
+    looks, waited = 1, 0.0
+    while waited < seconds:
+        waited += pause_before_look(looks)
+        looks += 1
+    return looks
+
+
+async def look_for_new_attempt(
+    github: GitHubClient, repository: str, run_id: int, *, after_attempt: int
 ) -> Verdict | None:
-    """Look until a verdict or the deadline, backing off to 10 s and keeping the delivery alive."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_seconds
-    pause = 0.25
-    while loop.time() < deadline:
-        verdict = await probe()
-        if verdict is not None:
-            return verdict
-        await heartbeat()
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 10.0)
+    """The verdict of the first attempt after ``after_attempt`` once it completed, else None."""
+    run = await github.get_run(repository, run_id)
+    if run.run_attempt > after_attempt and run.status == "completed":
+        green = run.conclusion == "success"
+        return Verdict(green, run.run_attempt, f"attempt {run.run_attempt} concluded {run.conclusion}")
     return None
 
 
-async def wait_for_new_attempt(
-    github: GitHubClient,
-    repository: str,
-    run_id: int,
-    *,
-    after_attempt: int,
-    within_seconds: float,
-    heartbeat: Callable[[], Awaitable[None]],
-) -> Verdict:
-    async def probe() -> Verdict | None:
-        run = await github.get_run(repository, run_id)
-        if run.run_attempt > after_attempt and run.status == "completed":
-            green = run.conclusion == "success"
-            return Verdict(green, run.run_attempt, f"attempt {run.run_attempt} concluded {run.conclusion}")
-        return None
-
-    found = await _poll(probe, within_seconds=within_seconds, heartbeat=heartbeat)
-    return found or Verdict(
-        False, None, f"no finished attempt after {after_attempt} within {within_seconds:.0f}s"
-    )
-
-
-async def wait_for_checks(
-    changes: RepositoryChanges,
-    repository: str,
-    ref: str,
-    *,
-    within_seconds: float,
-    heartbeat: Callable[[], Awaitable[None]],
-) -> Verdict:
+async def look_at_checks(changes: RepositoryChanges, repository: str, ref: str) -> Verdict | None:
     """A fix counts when every check of its pull request's head concluded green."""
+    checks = await changes.checks(repository, ref)
+    if not checks.done:
+        return None
+    if checks.failed:
+        return Verdict(False, None, f"checks failed on {ref[:12]}: {', '.join(checks.failed)}")
+    return Verdict(True, None, f"all {checks.total} checks passed on {ref[:12]}")
 
-    async def probe() -> Verdict | None:
-        checks = await changes.checks(repository, ref)
-        if not checks.done:
-            return None
-        if checks.failed:
-            return Verdict(False, None, f"checks failed on {ref[:12]}: {', '.join(checks.failed)}")
-        return Verdict(True, None, f"all {checks.total} checks passed on {ref[:12]}")
 
-    found = await _poll(probe, within_seconds=within_seconds, heartbeat=heartbeat)
-    return found or Verdict(
-        False, None, f"unverified: the checks of {ref[:12]} did not conclude within {within_seconds:.0f}s"
-    )
+def out_of_time(*, checks_ref: str | None, after_attempt: int, seconds: float, why: str = "") -> Verdict:
+    """The verdict when CI did not conclude in time: failed, with what was waited for."""
+    because = f" ({why})" if why else ""
+    if checks_ref is not None:
+        detail = f"unverified: the checks of {checks_ref[:12]} did not conclude within {seconds:.0f}s"
+        return Verdict(False, None, detail + because)
+    return Verdict(False, None, f"no finished attempt after {after_attempt} within {seconds:.0f}s{because}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medic.bus import Bus, Topology
+from medic.bus import Bus, Topology, work_stream_config
 from medic.config import ConfigError, load_settings
 
 
@@ -28,3 +28,11 @@ async def test_the_stream_is_created_with_the_configured_replicas(nats_url: str,
         assert info.config.num_replicas == topology.replicas == 1
     finally:
         await bus.close()
+
+
+def test_work_streams_are_replicated_like_the_event_log() -> None:
+    """The monitor's intake and the executor's wait hold work a lost node must not take with it."""
+    topology = Topology(stream="MEDIC", prefix="medic", replicas=3)
+    config = work_stream_config(topology, "MEDIC_INTAKE", ["medic.intake.github"])
+    assert config.num_replicas == 3
+    assert config.retention is not None and config.retention.value == "workqueue"

@@ -186,6 +186,13 @@ class SandboxGitHub:
         message = f"{job_id}:{expires}".encode()
         return hmac.new(self._log_url_key, message, hashlib.sha256).hexdigest()
 
+    async def abandon(self) -> None:
+        """Stop the re-runs still playing (CI that never concludes, for a test that ends first)."""
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def drain(self) -> None:
         """Wait until running re-runs finished and queued webhooks were delivered."""
         while self._background:

@@ -1,0 +1,210 @@
+"""The executor's wait for CI: no handler held while CI runs, a clock that survives restarts, an end.
+
+Real nats-server, the sandbox GitHub over HTTP. A re-run on GitHub takes minutes; these tests
+make the sandbox's re-runs slow (seconds) and the executor's handlers few, so a design that
+held the order's delivery until CI concluded would visibly queue the orders behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from medic.bus import Bus
+from medic.config import Settings, load_settings
+from medic.events import RemediationFinished, RemediationOutcome, decode_event
+from medic.github.client import GitHubClient
+from medic.runtime import HttpServer, ServiceHost
+from medic.sandbox.github import SandboxGitHub, create_sandbox_github
+from medic.services.executor.service import ExecutorService
+from medic.services.executor.store import IntentState
+from medic.services.executor.verification import looks_within, pause_before_look
+from tests.integration.test_executor import REPO, auto_order, count, rerun
+from tests.waiting import wait_for, wait_until_caught_up
+
+
+class TwoHandlers(ExecutorService):
+    concurrency = 2
+
+
+@dataclass
+class Sandbox:
+    github: SandboxGitHub
+    url: str
+    client: GitHubClient
+
+
+@pytest.fixture
+async def slow_ci() -> AsyncIterator[Callable[[float], Any]]:
+    """A sandbox GitHub whose re-runs take ``seconds``; several may be made in one test."""
+    made: list[tuple[SandboxGitHub, HttpServer, GitHubClient]] = []
+
+    async def make(seconds: float) -> Sandbox:
+        sandbox = create_sandbox_github(
+            webhook_url=None, webhook_secret="unused", rerun_delay_seconds=seconds
+        )
+        server = HttpServer(sandbox.app)
+        await server.start()
+        client = GitHubClient(base_url=server.url, token="t", max_retry_seconds=1)
+        made.append((sandbox, server, client))
+        return Sandbox(sandbox, server.url, client)
+
+    yield make
+    for sandbox, server, client in made:
+        await sandbox.abandon()  # a re-run slower than the test is not waited for
+        await sandbox.drain()
+        await client.aclose()
+        await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def executor_host(
+    bus: Bus, ci: Sandbox, settings: Settings, kind: type[ExecutorService] = TwoHandlers
+) -> AsyncIterator[ExecutorService]:
+    service = kind(settings=settings, bus=bus, github=ci.client)
+    host = ServiceHost(settings=settings, bus=bus, services=[service])
+    await host.start()
+    try:
+        yield service
+    finally:
+        await host.stop()
+
+
+@pytest.fixture(autouse=True)
+async def _forget_intents(bus: Bus) -> AsyncIterator[None]:
+    yield
+    with contextlib.suppress(Exception):
+        await bus.js.delete_key_value(f"{bus.topology.stream}_remediations")
+
+
+async def finished_events(bus: Bus) -> list[RemediationFinished]:
+    sub = await bus.js.pull_subscribe(bus.topology.subject("RemediationFinished"), stream=bus.topology.stream)
+    try:
+        n = await count(bus, "RemediationFinished")
+        msgs = await sub.fetch(n, timeout=5) if n else []
+        events = [decode_event(m.data) for m in msgs]
+    finally:
+        await sub.unsubscribe()
+    return [e for e in events if isinstance(e, RemediationFinished)]
+
+
+async def test_orders_waiting_for_ci_hold_no_handler(bus: Bus, slow_ci: Callable[[float], Any]) -> None:
+    """Six re-runs of 3 s each, two handlers: every order is taken and acted on at once."""
+    ci: Sandbox = await slow_ci(3.0)
+    settings = load_settings(github_api_url=ci.url, verify_timeout_seconds=60)
+    runs = [ci.github.add_failed_run(REPO, "flaky_test") for _ in range(6)]
+    async with executor_host(bus, ci, settings):
+        for run in runs:
+            await bus.publish(auto_order(REPO, run.id, rerun()))
+
+        # every order settled (acked) and every re-run sent while CI is still running them
+        await wait_until_caught_up(bus, "executor", within=10)
+        assert [len(run.attempts) for run in runs] == [2] * 6
+        assert await count(bus, "RemediationFinished") == 0
+
+        await wait_for(lambda: _all_finished(bus, 6), within=30, what="six verdicts")
+    events = await finished_events(bus)
+    assert sorted(e.payload.run_id for e in events) == sorted(run.id for run in runs)
+    assert {e.payload.outcome for e in events} == {RemediationOutcome.SUCCEEDED}
+    assert {e.payload.verified_run_attempt for e in events} == {2}
+
+
+async def _all_finished(bus: Bus, n: int) -> bool:
+    return await count(bus, "RemediationFinished") >= n
+
+
+async def test_ci_that_never_concludes_ends_failed_when_the_wait_runs_out(
+    bus: Bus, slow_ci: Callable[[float], Any]
+) -> None:
+    ci: Sandbox = await slow_ci(600.0)
+    settings = load_settings(github_api_url=ci.url, verify_timeout_seconds=1.5)
+    run = ci.github.add_failed_run(REPO, "flaky_test")
+    async with executor_host(bus, ci, settings):
+        await bus.publish(auto_order(REPO, run.id, rerun()))
+        await wait_for(lambda: _all_finished(bus, 1), within=20, what="the wait's end")
+    (done,) = await finished_events(bus)
+    assert done.payload.outcome is RemediationOutcome.FAILED
+    assert "no finished attempt after 1 within 2s" in done.payload.detail
+    assert done.payload.verified_run_attempt is None
+    assert len(run.attempts) == 2  # acted once, never verified green
+
+
+async def test_a_wait_survives_the_executor_restarting(bus: Bus, slow_ci: Callable[[float], Any]) -> None:
+    """Stopped while CI runs; a new executor process finishes the wait, acting no second time."""
+    ci: Sandbox = await slow_ci(2.0)
+    settings = load_settings(github_api_url=ci.url, verify_timeout_seconds=60)
+    run = ci.github.add_failed_run(REPO, "flaky_test")
+    order = auto_order(REPO, run.id, rerun())
+    async with executor_host(bus, ci, settings) as first:
+        await bus.publish(order)
+        await wait_until_caught_up(bus, "executor", within=10)
+        intent = await first.intents.get(order.failure_id)
+        assert intent is not None and intent.record.state is IntentState.SENT
+    assert await count(bus, "RemediationFinished") == 0
+
+    async with executor_host(bus, ci, settings, ExecutorService):
+        await wait_for(lambda: _all_finished(bus, 1), within=30, what="the verdict after the restart")
+    (done,) = await finished_events(bus)
+    assert done.payload.outcome is RemediationOutcome.SUCCEEDED
+    assert done.payload.verified_run_attempt == 2 and done.causation_id == order.event_id
+    assert len(run.attempts) == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"{}", b'{"event_type": "GateDecided"}', b"\x00\xff" * 40],
+    ids=["garbage", "empty-object", "half-an-event", "binary"],
+)
+async def test_malformed_wait_messages_are_dead_lettered_not_retried(
+    bus: Bus, slow_ci: Callable[[float], Any], body: bytes
+) -> None:
+    ci: Sandbox = await slow_ci(0.2)
+    settings = load_settings(github_api_url=ci.url, verify_timeout_seconds=5)
+    async with executor_host(bus, ci, settings):
+        stream, subject = f"{bus.topology.stream}_VERIFY", f"{bus.topology.prefix}.verify.ci"
+        await bus.js.publish(subject, body, stream=stream)
+        await wait_until_caught_up(bus, "executor-ci-wait", stream=stream, within=15)
+    dlq = await bus.js.pull_subscribe(
+        bus.topology.dlq_subject("executor-ci-wait"), stream=bus.topology.dlq_stream
+    )
+    try:
+        (dead,) = await dlq.fetch(1, timeout=10)
+    finally:
+        await dlq.unsubscribe()
+    assert dead.data == body
+    assert (dead.headers or {}).get("Medic-Num-Delivered") == "1"  # permanent: never retried
+    assert await count(bus, "RemediationFinished") == 0
+
+
+async def test_an_event_that_orders_nothing_is_refused_by_the_wait(
+    bus: Bus, slow_ci: Callable[[float], Any]
+) -> None:
+    from medic.events import GateOutcome
+
+    ci: Sandbox = await slow_ci(0.2)
+    settings = load_settings(github_api_url=ci.url, verify_timeout_seconds=5)
+    run = ci.github.add_failed_run(REPO, "flaky_test")
+    order = auto_order(REPO, run.id, rerun())
+    held = order.model_copy(
+        update={"payload": order.payload.model_copy(update={"outcome": GateOutcome.REQUIRE_APPROVAL})}
+    )
+    async with executor_host(bus, ci, settings):
+        stream, subject = f"{bus.topology.stream}_VERIFY", f"{bus.topology.prefix}.verify.ci"
+        await bus.js.publish(subject, held.model_dump_json().encode(), stream=stream)
+        await wait_until_caught_up(bus, "executor-ci-wait", stream=stream, within=15)
+    assert len(run.attempts) == 1
+    assert await count(bus, "RemediationFinished") == 0
+
+
+def test_the_looks_back_off_to_ten_seconds_and_span_the_wait() -> None:
+    assert [pause_before_look(n) for n in range(1, 9)] == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert looks_within(0) == 1
+    for seconds in (0.1, 1.0, 30.0, 600.0, 3600.0):
+        looks = looks_within(seconds)
+        assert sum(pause_before_look(n) for n in range(1, looks)) >= seconds
+        assert sum(pause_before_look(n) for n in range(1, looks - 1)) < seconds
+    assert looks_within(600.0) < 80  # ten minutes of waiting costs GitHub few requests
