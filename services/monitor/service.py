@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter
 from prometheus_client import Counter
@@ -142,10 +143,33 @@ class MonitorService(Service):
         return not ack.duplicate
 
     async def _inspect(self, run: RunToInspect, delivery: Delivery) -> None:
-        """Report the attempt once, however many times and ways (webhooks, polls) it was recorded."""
+        """Report the attempt once, however many times and ways (webhooks, polls) it was recorded.
+
+        Whether it was reported already is asked beside GitHub, not before it: a new failure
+        (nearly every one: JetStream already dropped the intake's duplicates within its window)
+        waits for the slower of the two, not for both in turn. An attempt found reported cancels
+        the reads it started (at most the jobs list and the history page are then on the wire).
+        """
         assert self._detections is not None, "start() opens the detections bucket"
-        if await self._detections.reported(run.failure_id):
+        reported = asyncio.ensure_future(self._detections.reported(run.failure_id))
+        detecting = asyncio.ensure_future(self._detect(run, delivery))
+        try:
+            already = await reported
+        except BaseException:
+            await _cancelled(detecting)
+            raise
+        if already:
+            await _cancelled(detecting)
             return
+        event = await detecting
+        ack = await self.bus.publish(event)
+        await self._detections.remember(run.failure_id, event.event_id)
+        if not ack.duplicate:
+            DETECTIONS.labels(run.source).inc()
+            log.info("failure_detected", failure_id=event.failure_id, repository=run.repository)
+
+    async def _detect(self, run: RunToInspect, delivery: Delivery) -> FailureDetected:
+        """The attempt's FailureDetected, with its failed jobs' logs and the branch's history."""
         run = await complete_partial(self.github, run)
         last_chance = delivery.num_delivered >= self.settings.max_deliver + RATE_LIMIT_DEFERRALS
         # the history is read while the logs are: the failure waits for the slower, not the sum
@@ -159,17 +183,16 @@ class MonitorService(Service):
                 wait_for_rate_limit=not last_chance,
             )
         except BaseException as exc:
-            history_read.cancel()
-            await asyncio.gather(history_read, return_exceptions=True)
+            await _cancelled(history_read)
             if isinstance(exc, RateLimitExhausted):  # logs first, then the analysis: wait for the reset
                 WAITING_FOR_GITHUB.inc()
                 raise Deferred(f"logs rate limited: {exc}", delay_seconds=exc.seconds_until_reset()) from exc
             raise
         await delivery.in_progress()
-        history = await history_read
-        event = failure_detected(run, jobs, history=history)
-        ack = await self.bus.publish(event)
-        await self._detections.remember(run.failure_id, event.event_id)
-        if not ack.duplicate:
-            DETECTIONS.labels(run.source).inc()
-            log.info("failure_detected", failure_id=event.failure_id, repository=run.repository)
+        return failure_detected(run, jobs, history=await history_read)
+
+
+async def _cancelled(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait until it has stopped (no orphan request, no unretrieved error)."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
