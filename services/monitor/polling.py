@@ -7,6 +7,10 @@ cursor are recorded through the same intake as webhooks, so a poll and a webhook
 attempt give one FailureDetected. The cursor is saved only after its runs are recorded:
 a crash between the two re-records (deduplicated), never skips.
 
+A poll reads further pages while the last one read still reaches into the cursor's window (at
+most :data:`MAX_PAGES`): a burst of more runs than a page between two polls, or while the monitor
+was down, is found whole instead of its oldest runs being skipped by the advancing cursor.
+
 Replicas share the work through a lease per repository (see :mod:`cursors`). When the
 rate limit is spent the poller stops asking until GitHub's reset, keeping every cursor.
 """
@@ -47,6 +51,9 @@ Record = Callable[[RunToInspect], Awaitable[bool]]
 LATE_WINDOW = timedelta(minutes=2)
 """How far before the cursor a run not seen yet is still reported (see ``Cursor.recent``)."""
 Discover = Callable[[], Awaitable[list[str]]]
+PAGE_SIZE = 100
+MAX_PAGES = 10
+"""A thousand runs of one repository between two polls; each further page costs one request."""
 
 
 def advance(
@@ -84,6 +91,11 @@ def advance(
         recent=tuple(sorted(recent)),
     )
     return following, sorted(found, key=lambda run: run.updated_at)
+
+
+def _reaches(page: RunsPage, reach: datetime) -> bool:
+    """Whether the page's oldest run is still inside the window: the next page may be too."""
+    return min(run.updated_at for run in page.runs) >= reach
 
 
 def _key(run: WorkflowRun) -> str:
@@ -175,9 +187,7 @@ class Poller:
         """Record the repository's new failures; returns how many were recorded."""
         cursor = await self.state.cursor(repository)
         try:
-            page = await self.github.list_runs(
-                repository, status="completed", etag=cursor.etag if cursor else None
-            )
+            page = await self._runs_since(repository, cursor)
         except RateLimitExhausted as exc:
             self._pause(exc)
             return 0
@@ -205,6 +215,27 @@ class Poller:
         POLLS.labels("changed").inc()
         self.stats["recorded"] += recorded
         return recorded
+
+    async def _runs_since(self, repository: str, cursor: Cursor | None) -> RunsPage:
+        """The newest page (conditional on the cursor's ETag) and as many older pages as still
+        reach into the cursor's window (runs come newest first); one error fails the whole poll,
+        so the cursor never moves past runs it did not see."""
+        first = await self.github.list_runs(
+            repository, status="completed", etag=cursor.etag if cursor else None, per_page=PAGE_SIZE
+        )
+        if first.not_modified:
+            return first
+        reach = cursor.updated_at - LATE_WINDOW if cursor else utc_now() - self.lookback
+        runs, last, number = list(first.runs), first, 1
+        while len(last.runs) == PAGE_SIZE and number < MAX_PAGES and _reaches(last, reach):
+            number += 1
+            last = await self.github.list_runs(
+                repository, status="completed", per_page=PAGE_SIZE, page=number
+            )
+            runs.extend(last.runs)
+        if number > 1:
+            self.stats["older_pages"] += number - 1
+        return first.model_copy(update={"runs": tuple(runs)})
 
     def _pause(self, exc: RateLimitExhausted) -> None:
         reset = exc.reset_at.timestamp() if exc.reset_at else time.time() + 60

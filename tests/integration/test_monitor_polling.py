@@ -157,3 +157,20 @@ async def test_garbage_cursors_and_bad_names_are_ignored_with_a_log(bus: Bus) ->
         assert monitor.poller is not None
         assert monitor.poller.repositories == (REPO,)
         assert monitor.poller.organisations == ("nobody-here",)
+
+
+async def test_a_burst_larger_than_a_page_is_found_whole(bus: Bus) -> None:
+    """More failed runs than one page between two polls (or while the monitor was down): the
+    poll reads on into older pages instead of advancing its cursor past the oldest ones."""
+    from medic.services.monitor.polling import PAGE_SIZE
+
+    async with monitor_world(bus) as world:
+        runs = [world.sandbox.add_failed_run(REPO, "flaky_test") for _ in range(PAGE_SIZE + 30)]
+        monitor = await world.monitor(poll_repositories=(REPO,))
+        poller = monitor.poller
+        assert poller is not None
+        await wait_until(lambda: poller.stats["recorded"] >= len(runs), within=30)
+        assert poller.stats["polled"] == 1  # one poll found them all
+        assert poller.stats["older_pages"] == 1
+        await wait_for_detected(bus, len(runs), within=60)
+        assert attempts(await all_detected(bus)) == sorted((REPO, run.id, 1) for run in runs)

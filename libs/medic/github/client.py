@@ -215,8 +215,9 @@ class GitHubClient:
         branch: str | None = None,
         head_sha: str | None = None,
         per_page: int = 100,
+        page: int = 1,
     ) -> RunsPage:
-        """The newest page of runs; with ``etag`` an unchanged list answers ``not_modified`` for free."""
+        """A page of runs, newest first; with ``etag`` an unchanged list answers ``not_modified`` for free."""
         owner, repo = _split(repository)
         headers = {"If-None-Match": etag} if etag else None
         filters = {"status": status, "branch": branch, "head_sha": head_sha}
@@ -224,7 +225,7 @@ class GitHubClient:
         response = await self._read(
             "GET /repos/{owner}/{repo}/actions/runs",
             f"/repos/{owner}/{repo}/actions/runs",
-            params=params | {"per_page": per_page},
+            params=params | {"per_page": per_page} | ({"page": page} if page > 1 else {}),
             headers=headers,
         )
         new_etag = response.headers.get("etag", etag)
