@@ -28,7 +28,8 @@ class Verdict:
 def pause_before_look(look: int) -> float:
     """Seconds before look number ``look + 1``: 0.25 s doubling to 10 s (a quick re-run is seen
     quickly, a long one costs a request every 10 s)."""
-    return min(FIRST_PAUSE_SECONDS * 2.0 ** max(0, look - 1), LONGEST_PAUSE_SECONDS)
+    doublings = min(max(0, look - 1), 16)  # past the cap already; a large power would overflow
+    return min(FIRST_PAUSE_SECONDS * 2.0**doublings, LONGEST_PAUSE_SECONDS)
 
 
 def looks_within(seconds: float) -> int:

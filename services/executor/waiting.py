@@ -48,6 +48,10 @@ consumer's limit: at the default of eight per handler, the 129th re-run of a bur
 its clock unseen behind 128 waits of ten minutes each."""
 
 
+RELOADED_WAIT_ROOM = 86_400.0
+"""Seconds of looks the consumer allows a wait even when ``verify_timeout_seconds`` is shorter."""
+
+
 class CiWait:
     def __init__(
         self, bus: Bus, *, look: Look, within_seconds: Callable[[], float], max_deliver: int
@@ -59,7 +63,9 @@ class CiWait:
         self.stream = f"{bus.topology.stream}_VERIFY"
         self.subject = f"{bus.topology.prefix}.verify.ci"
         self.max_deliver = max_deliver
-        self.max_deferrals = looks_within(within_seconds()) + RATE_LIMIT_DEFERRALS
+        # room for a wait of a day whatever the timeout at start: a reload may lengthen it, and the
+        # wait's own clock (not the delivery count) is what ends it
+        self.max_deferrals = looks_within(max(within_seconds(), RELOADED_WAIT_ROOM)) + RATE_LIMIT_DEFERRALS
         self._subscription: Subscription | None = None
 
     @property

@@ -209,6 +209,7 @@ def test_the_looks_back_off_to_ten_seconds_and_span_the_wait() -> None:
         assert sum(pause_before_look(n) for n in range(1, looks)) >= seconds
         assert sum(pause_before_look(n) for n in range(1, looks - 1)) < seconds
     assert looks_within(600.0) < 80  # ten minutes of waiting costs GitHub few requests
+    assert pause_before_look(10**6) == 10.0  # the millionth look neither overflows nor waits longer
 
 
 async def test_the_wait_has_room_for_a_burst_of_waits(bus: Bus, slow_ci: Callable[[float], Any]) -> None:
@@ -219,3 +220,21 @@ async def test_the_wait_has_room_for_a_burst_of_waits(bus: Bus, slow_ci: Callabl
     async with executor_host(bus, ci, settings):
         info = await bus.js.consumer_info(f"{bus.topology.stream}_VERIFY", "executor-ci-wait")
     assert info.config.max_ack_pending == MAX_WAITS >= 10_000
+
+
+async def test_a_reloaded_verify_timeout_applies_to_waits_under_way(
+    bus: Bus, slow_ci: Callable[[float], Any]
+) -> None:
+    """``verify_timeout_seconds`` is reloadable: the reloader hands the service new settings
+    (``reload.apply_to``), and a wait already under way reads them at its next look."""
+    ci: Sandbox = await slow_ci(3.0)
+    settings = load_settings(github_api_url=ci.url, verify_timeout_seconds=1.0)
+    run = ci.github.add_failed_run(REPO, "flaky_test")
+    async with executor_host(bus, ci, settings) as service:
+        await bus.publish(auto_order(REPO, run.id, rerun()))
+        await wait_until_caught_up(bus, "executor", within=10)  # acted on; now waiting for CI
+        service.settings = settings.model_copy(update={"verify_timeout_seconds": 60.0})
+        await wait_for(lambda: _all_finished(bus, 1), within=30, what="the verdict")
+    (done,) = await finished_events(bus)
+    assert done.payload.outcome is RemediationOutcome.SUCCEEDED, done.payload.detail
+    assert done.payload.verified_run_attempt == 2
