@@ -15,7 +15,9 @@ from rich.table import Table
 from medic.config import ConfigError, resolve_config_path
 from medic.config_sources import check_file, effective
 
-config_app = typer.Typer(help="Settings: validate a file, show the effective values and their sources.")
+config_app = typer.Typer(
+    help="Settings: validate a file, show the effective values and their sources.", rich_markup_mode=None
+)
 console = Console()
 errors = Console(stderr=True)
 

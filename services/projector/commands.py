@@ -31,8 +31,10 @@ from medic.services.projector.chain import VerifyResult, verify_chain
 from medic.services.projector.migrations import MigrationError, migrate
 from medic.services.projector.replay import ReplayError, ReplayReport, replay
 
-audit_app = typer.Typer(help="Audit trail: rebuild it from the event stream, prove it was not edited.")
-db_app = typer.Typer(help="The projector's PostgreSQL schema.")
+audit_app = typer.Typer(
+    help="Audit trail: rebuild it from the event stream, prove it was not edited.", rich_markup_mode=None
+)
+db_app = typer.Typer(help="The projector's PostgreSQL schema.", rich_markup_mode=None)
 console = Console()
 
 

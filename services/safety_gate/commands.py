@@ -16,7 +16,9 @@ import httpx
 import typer
 from rich.console import Console
 
-policy_app = typer.Typer(help="Safety policy: kill switch, dry-run, circuit breakers, incident holds.")
+policy_app = typer.Typer(
+    help="Safety policy: kill switch, dry-run, circuit breakers, incident holds.", rich_markup_mode=None
+)
 console = Console(stderr=True)
 out = Console()
 _REPOSITORY = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")

@@ -119,6 +119,31 @@ def test_the_command_loads_without_the_bus_the_database_driver_or_the_model_clie
     )
 
 
+def test_help_is_plain_text_and_loads_no_rich() -> None:
+    """Typer's rich help imports rich's markdown and traceback modules: twice the cost of the
+    help itself. Plain help keeps ``medic --help`` inside its 0.3 s budget (issue 12)."""
+    run = (
+        "import contextlib, io\n"
+        "from medic.services.cli import app\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+        "    app(['--help'])\n"
+        "assert out.getvalue().startswith('Usage: '), out.getvalue()[:200]"
+    )
+    assert _modules_loaded(run, "rich") == []
+
+
+@pytest.mark.parametrize("group", ["audit", "db", "policy", "config"])
+def test_every_groups_help_is_plain_text_too(group: str) -> None:
+    result = runner.invoke(app, [group, "--help"])
+    assert result.exit_code == 0, result.output
+    first_line = result.output.splitlines()[0]
+    assert first_line.startswith("Usage: ") and first_line.endswith(
+        f" {group} [OPTIONS] COMMAND [ARGS]..."
+    ), first_line
+    assert not set(result.output) & set("╭╮╰╯│─"), "rich's boxes: the group lost rich_markup_mode=None"
+
+
 def test_analyze_json_loads_only_the_analyzer(tmp_path: Path) -> None:
     """``medic analyze --json`` runs in a fresh interpreter with a cold and then a warm rules cache;
     neither run imports the services' wiring, the settings, rich (no report is printed) or, once
