@@ -27,6 +27,7 @@ from medic.services.executor.actions import ActionRefused, perform
 from medic.services.executor.orders import Order
 from medic.services.executor.store import IntentState, IntentStore, RemediationIntent
 from medic.services.executor.verification import (
+    RunWatch,
     Verdict,
     look_at_checks,
     look_for_new_attempt,
@@ -61,6 +62,8 @@ class Remediation:
         self.publish = publish
         self.wait_for_ci = wait_for_ci
         self.actor = actor
+        self.runs = RunWatch(github)
+        """The runs this process waits on, looked at with conditional requests."""
 
     async def carry_out(self, order: Order) -> None:
         """Act once, then hand the order to the wait for CI; returns without waiting for it."""
@@ -99,6 +102,7 @@ class Remediation:
         verdict = verdict or self._out_of_time(intent, within_seconds)
         outcome = RemediationOutcome.SUCCEEDED if verdict.green else RemediationOutcome.FAILED
         await self._finish(order, intent, outcome, f"{intent.detail}; {verdict.detail}", verdict.attempt)
+        self.runs.forget(intent.repository, intent.run_id)
         return True
 
     async def give_up(self, order: Order, detail: str) -> None:
@@ -146,7 +150,7 @@ class Remediation:
         if intent.checks_ref is not None:  # a fix: its pull request's checks decide
             return await look_at_checks(RepositoryChanges(self.github), intent.repository, intent.checks_ref)
         return await look_for_new_attempt(
-            self.github, intent.repository, intent.run_id, after_attempt=intent.baseline_attempt
+            self.runs, intent.repository, intent.run_id, after_attempt=intent.baseline_attempt
         )
 
     @staticmethod

@@ -9,10 +9,12 @@ CI holds no handler, no task and no memory in any process between two looks.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from medic.github.changes import RepositoryChanges
 from medic.github.client import GitHubClient
+from medic.github.models import WorkflowRun
 
 FIRST_PAUSE_SECONDS = 0.25
 LONGEST_PAUSE_SECONDS = 10.0
@@ -41,11 +43,43 @@ def looks_within(seconds: float) -> int:
     return looks
 
 
+class RunWatch:
+    """The runs waited on, each with its last ETag: a look at a run that has not changed is
+    GitHub's 304, which costs no rate limit. A re-run changes its run a few times (queued, in
+    progress, completed) while its wait looks up to 66 times in ten minutes; at one request a
+    look, a few dozen waits would spend a token's 5,000 requests an hour. Bounded: a run
+    forgotten (or looked at by another replica) costs one full read."""
+
+    def __init__(self, github: GitHubClient, *, size: int = 10_000) -> None:
+        self.github = github
+        self.size = size
+        self._known: OrderedDict[tuple[str, int], tuple[str | None, WorkflowRun]] = OrderedDict()
+
+    async def run(self, repository: str, run_id: int) -> WorkflowRun:
+        key = (repository.lower(), run_id)
+        known = self._known.get(key)
+        run, etag = await self.github.get_run_if_changed(repository, run_id, etag=known[0] if known else None)
+        if run is None:
+            if known is None:  # a 304 to no ETag of ours is not GitHub's: read it whole
+                run, etag = await self.github.get_run_if_changed(repository, run_id, etag=None)
+                assert run is not None, "an unconditional read has a body"
+            else:
+                run = known[1]
+        self._known[key] = (etag, run)
+        self._known.move_to_end(key)
+        while len(self._known) > self.size:
+            self._known.popitem(last=False)
+        return run
+
+    def forget(self, repository: str, run_id: int) -> None:
+        self._known.pop((repository.lower(), run_id), None)
+
+
 async def look_for_new_attempt(
-    github: GitHubClient, repository: str, run_id: int, *, after_attempt: int
+    runs: RunWatch, repository: str, run_id: int, *, after_attempt: int
 ) -> Verdict | None:
     """The verdict of the first attempt after ``after_attempt`` once it completed, else None."""
-    run = await github.get_run(repository, run_id)
+    run = await runs.run(repository, run_id)
     if run.run_attempt > after_attempt and run.status == "completed":
         green = run.conclusion == "success"
         return Verdict(green, run.run_attempt, f"attempt {run.run_attempt} concluded {run.conclusion}")

@@ -238,3 +238,41 @@ async def test_a_reloaded_verify_timeout_applies_to_waits_under_way(
     (done,) = await finished_events(bus)
     assert done.payload.outcome is RemediationOutcome.SUCCEEDED, done.payload.detail
     assert done.payload.verified_run_attempt == 2
+
+
+class CountingLooks(TwoHandlers):
+    looks = 0
+
+    async def _look(
+        self, order: Any, *, waited_seconds: float, within_seconds: float, last_look: bool
+    ) -> bool:
+        type(self).looks += 1
+        return await super()._look(
+            order, waited_seconds=waited_seconds, within_seconds=within_seconds, last_look=last_look
+        )
+
+
+async def test_looks_at_an_unchanged_run_cost_no_rate_limit(
+    bus: Bus, slow_ci: Callable[[float], Any]
+) -> None:
+    """Each look is a conditional request: GitHub answers 304 for a run that has not changed,
+    free of the rate limit, so a wait costs a request per change of the run, not per look."""
+    ci: Sandbox = await slow_ci(6.0)  # in progress after 2 s, completed after 6 s
+    settings = load_settings(github_api_url=ci.url, verify_timeout_seconds=60)
+    run = ci.github.add_failed_run(REPO, "flaky_test")
+
+    def charged() -> int:
+        window = ci.github.budget.windows.get("t")
+        return 0 if window is None else window.used
+
+    before = charged()
+    async with executor_host(bus, ci, settings, CountingLooks):
+        await bus.publish(auto_order(REPO, run.id, rerun()))
+        await wait_for(lambda: _all_finished(bus, 1), within=30, what="the verdict")
+    (done,) = await finished_events(bus)
+    assert done.payload.outcome is RemediationOutcome.SUCCEEDED, done.payload.detail
+    looks, spent = CountingLooks.looks, charged() - before
+    assert looks >= 5, looks  # 0, 0.25, 0.75, 1.75, 3.75 and 7.75 s after the re-run was sent
+    # the action (the run read before acting, the re-run) and one full read per state the run was
+    # seen in (queued, in progress, completed): not one per look
+    assert spent <= 2 + 3 < 2 + looks, (spent, looks)

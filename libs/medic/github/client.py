@@ -206,6 +206,22 @@ class GitHubClient:
         )
         return _run_from_json(response.json())
 
+    async def get_run_if_changed(
+        self, repository: str, run_id: int, *, etag: str | None
+    ) -> tuple[WorkflowRun | None, str | None]:
+        """The run and its ETag; ``(None, etag)`` when it is unchanged since ``etag`` (GitHub's 304,
+        which costs no rate limit)."""
+        owner, repo = _split(repository)
+        response = await self._read(
+            "GET /repos/{owner}/{repo}/actions/runs/{run_id}",
+            f"/repos/{owner}/{repo}/actions/runs/{run_id}",
+            headers={"If-None-Match": etag} if etag else None,
+        )
+        new_etag = response.headers.get("etag", etag)
+        if response.status_code == 304:
+            return None, new_etag
+        return _run_from_json(response.json()), new_etag
+
     async def list_runs(
         self,
         repository: str,

@@ -215,7 +215,8 @@ def _run_routes(app: FastAPI, sandbox: SandboxGitHub, find: _Lookups) -> None:
         run = find.run(owner, repo, run_id)
         if run is None:
             return github_error(404, "Not Found")
-        return JSONResponse(payloads.workflow_run(run, run.latest, links_for(request)))
+        body = json.dumps(payloads.workflow_run(run, run.latest, links_for(request))).encode()
+        return _conditional(request, body, {})
 
 
 def _runs_page(
@@ -236,13 +237,18 @@ def _runs_page(
     links = links_for(request)
     items = [payloads.workflow_run(run, run.latest, links) for run in page_of(runs, per_page, page)]
     body = json.dumps({"total_count": len(runs), "workflow_runs": items}).encode()
+    return _conditional(request, body, link_header(request, len(runs), per_page, page))
+
+
+def _conditional(request: Request, body: bytes, headers: dict[str, str]) -> Response:
+    """GitHub's conditional GET: the body's ETag, and a 304 (which costs no rate limit) when the
+    request's ``If-None-Match`` names it."""
     etag = 'W/"' + hashlib.sha256(body).hexdigest()[:40] + '"'
     headers = {
         "ETag": etag,
         "Cache-Control": "private, max-age=60, s-maxage=60",
         "Vary": "Accept, Authorization",
-    }
-    headers |= link_header(request, len(runs), per_page, page)
+    } | headers
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json; charset=utf-8", headers=headers)
