@@ -4,7 +4,8 @@ Waiting for CI takes minutes on GitHub (a re-run is a whole job again), so nothi
 each function looks once and says the verdict, or None for "not yet". The schedule of the
 looks (:func:`pause_before_look`) is kept by the executor's verification work stream
 (:mod:`.waiting`), which redelivers the order after each pause, so a remediation waiting for
-CI holds no handler, no task and no memory in any process between two looks.
+CI holds no handler and no task between two looks; :class:`RunWatch` keeps only each watched
+run's last ETag and state, a cache whose loss costs one full read.
 """
 
 from __future__ import annotations
@@ -59,12 +60,9 @@ class RunWatch:
         key = (repository.lower(), run_id)
         known = self._known.get(key)
         run, etag = await self.github.get_run_if_changed(repository, run_id, etag=known[0] if known else None)
-        if run is None:
-            if known is None:  # a 304 to no ETag of ours is not GitHub's: read it whole
-                run, etag = await self.github.get_run_if_changed(repository, run_id, etag=None)
-                assert run is not None, "an unconditional read has a body"
-            else:
-                run = known[1]
+        if run is None:  # 304: unchanged since the look that stored it
+            assert known is not None, "a read without If-None-Match always has a body"
+            run = known[1]
         self._known[key] = (etag, run)
         self._known.move_to_end(key)
         while len(self._known) > self.size:

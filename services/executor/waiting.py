@@ -4,8 +4,8 @@ Once a remediation's action is sent, its order (the GateDecided or ApprovalGrant
 out, as stored in the event log) is published here, ``Nats-Msg-Id`` ``verify:<failure id>`` so a
 repeat after a crash is a no-op. Each delivery is one look at CI; "not yet" is a
 :class:`~medic.bus.Deferred` redelivery after :func:`.verification.pause_before_look`. A
-remediation waiting for CI (minutes on GitHub) therefore holds no handler, task or memory
-between looks: the order's own delivery is acked as soon as the action is sent, waits survive
+remediation waiting for CI (minutes on GitHub) therefore holds no handler or task between
+looks: the order's own delivery is acked as soon as the action is sent, waits survive
 restarts, and replicas share them. The wait's clock is the message's stored time, which
 redeliveries keep.
 """

@@ -200,11 +200,9 @@ class GitHubClient:
     # --- runs and jobs ---------------------------------------------------------------------
 
     async def get_run(self, repository: str, run_id: int) -> WorkflowRun:
-        owner, repo = _split(repository)
-        response = await self._read(
-            "GET /repos/{owner}/{repo}/actions/runs/{run_id}", f"/repos/{owner}/{repo}/actions/runs/{run_id}"
-        )
-        return _run_from_json(response.json())
+        run, _ = await self.get_run_if_changed(repository, run_id, etag=None)
+        assert run is not None, "a read without If-None-Match always has a body"
+        return run
 
     async def get_run_if_changed(
         self, repository: str, run_id: int, *, etag: str | None
