@@ -19,8 +19,8 @@ from prometheus_client import REGISTRY
 from medic.github.changes import RepositoryChanges
 from medic.github.client import GitHubClient
 from medic.sandbox.github import SandboxGitHub, create_sandbox_github
-from medic.sandbox.github_server import serve_on_free_port
 from medic.sandbox.github_webhooks import signature_256
+from medic.sandbox.serving import serve_on_free_port
 
 OpenApi = Any  # the fixture type lives in conftest.py, which tests cannot import
 REPO = "octo-org/contract"

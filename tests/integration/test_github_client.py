@@ -16,7 +16,7 @@ from medic.github.client import GitHubClient
 from medic.github.errors import GitHubUnavailable, NotFound, RateLimitExhausted
 from medic.github.models import WorkflowRun
 from medic.sandbox.github import SandboxGitHub, create_sandbox_github
-from medic.sandbox.github_server import serve_on_free_port
+from medic.sandbox.serving import serve_on_free_port
 
 REPO = "octo-org/client-tests"
 

@@ -25,7 +25,7 @@ from medic.events import (
 from medic.github.client import GitHubClient
 from medic.github.ratelimit import RATELIMIT_REMAINING
 from medic.sandbox.github import SandboxGitHub, create_sandbox_github
-from medic.sandbox.github_server import serve_on_free_port
+from medic.sandbox.serving import serve_on_free_port
 from medic.services.analyzer.green_baseline import NONE_TTL_SECONDS, GreenBaselines
 from medic.services.analyzer.knowledge import default_knowledge_base
 from medic.services.analyzer.service import AnalyzerService

@@ -7,7 +7,7 @@ from __future__ import annotations
 from medic.bus import Bus
 from medic.github.client import GitHubClient
 from medic.sandbox.github import create_sandbox_github
-from medic.sandbox.github_server import serve_on_free_port
+from medic.sandbox.serving import serve_on_free_port
 from medic.services.monitor.detection import failed_jobs
 from medic.services.monitor.intake import from_workflow_run
 from tests.integration.monitor_support import (

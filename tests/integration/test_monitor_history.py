@@ -14,8 +14,8 @@ from medic.events import RunHistory, utc_now
 from medic.github.client import GitHubClient
 from medic.sandbox import github_payloads as payloads
 from medic.sandbox.github import SandboxGitHub, create_sandbox_github
-from medic.sandbox.github_server import serve_on_free_port
 from medic.sandbox.github_store import fake_sha
+from medic.sandbox.serving import serve_on_free_port
 from medic.services.monitor.detection import HISTORY_WINDOW, BranchPages, run_history
 from medic.services.monitor.intake import RunToInspect, decode_run, from_workflow_run
 from medic.services.monitor.service import MonitorService

@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI, Request, Response
 
 from medic.sandbox.github import SCENARIOS, SandboxGitHub, create_sandbox_github
-from medic.sandbox.github_server import serve_on_free_port
+from medic.sandbox.serving import serve_on_free_port
 from medic.sandbox.simulate import simulate
 
 SECRET = "sandbox-webhook-secret"

@@ -4,7 +4,7 @@
 a real port, so the GitHub client is exercised over HTTP exactly as it is in production.
 Modules: ``github_store`` (state), ``github_payloads`` (GitHub JSON), ``github_app`` (routes),
 ``github_webhooks`` (signed delivery), ``github_scenarios`` (failure kinds and their logs),
-``github_limits`` (rate budget and fault modes), ``github_server`` (serve on a port).
+``github_limits`` (rate budget and fault modes), ``serving`` (serve on a free port).
 """
 
 from __future__ import annotations

@@ -16,15 +16,15 @@ import hashlib
 import json
 import math
 import re
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from medic.sandbox.serving import serve_on_free_port
 
 INJECTION_TRIGGER: Final = "IGNORE PREVIOUS INSTRUCTIONS"
 SYSTEM_FINGERPRINT: Final = "fp_medic_sandbox"
@@ -337,21 +337,6 @@ class RunningSandbox:
 async def serve_sandbox_model(host: str = "127.0.0.1") -> AsyncIterator[RunningSandbox]:
     """Serve a fresh sandbox with uvicorn on a free port in the running event loop."""
     model = create_sandbox_model()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(model.app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()  # surface the startup error
-            await asyncio.sleep(0.01)
-        yield RunningSandbox(model=model, base_url=f"http://{host}:{port}")
-    finally:
-        server.should_exit = True
-        server.force_exit = True  # slow-mode handlers may still be sleeping
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        sock.close()
+    # slow-mode handlers may still be sleeping when the test is done
+    async with serve_on_free_port(model.app, host=host, force_exit=True) as base_url:
+        yield RunningSandbox(model=model, base_url=base_url)

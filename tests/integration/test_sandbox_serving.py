@@ -1,0 +1,54 @@
+"""The sandboxes' own port: connections that send at once (TCP_NODELAY), not after a delayed ACK."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpx
+
+from medic.sandbox.serving import listening_socket, serve_on_free_port
+
+
+async def test_connections_accepted_on_the_sandbox_socket_have_nagle_off() -> None:
+    # asyncio sets TCP_NODELAY only on sockets that say proto=IPPROTO_TCP; without it a response
+    # written as headers then body waited 40 ms for the client's delayed ACK, on every request
+    seen: list[int] = []
+
+    async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    sock = listening_socket()
+    server = await asyncio.start_server(accepted, sock=sock)
+    try:
+        _, writer = await asyncio.open_connection(*sock.getsockname())
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert seen and seen[0] != 0
+
+
+async def test_serve_on_free_port_serves_the_app_and_stops() -> None:
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        assert scope["type"] == "http"
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+
+    async with serve_on_free_port(app) as url, httpx.AsyncClient(base_url=url) as client:
+        response = await client.get("/")
+    assert response.text == "ok"
+    async with httpx.AsyncClient(base_url=url) as client:
+        try:
+            await client.get("/")
+        except httpx.ConnectError:
+            stopped = True
+        else:
+            stopped = False
+    assert stopped
