@@ -21,6 +21,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import BadRequestError, NotFoundError
+from opentelemetry import trace
 
 from medic.events import Event, EventDecodeError
 from medic.puller import Puller
@@ -41,6 +42,21 @@ log = logger(__name__)
 
 class PermanentError(Exception):
     """A handler error that retrying cannot fix: the event goes straight to the dead letters."""
+
+
+async def _traced(span: trace.Span, handling: Awaitable[None]) -> None:
+    """Await the handler; its span tells a failure (exception and error status) from a deferral
+    (an attribute: how long it waits), which Jaeger would otherwise show as an error with a
+    formatted traceback on every look of a wait."""
+    try:
+        await handling
+    except Deferred as exc:
+        span.set_attribute("medic.deferred_seconds", exc.delay_seconds)
+        raise
+    except Exception as exc:
+        span.record_exception(exc)
+        span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
 
 
 class Deferred(Exception):
@@ -261,10 +277,12 @@ class Subscription:
                     f"{self.service} handle {event_type}",
                     context=extract_context(msg.headers),
                     attributes={"medic.failure_id": failure_id, "medic.service": self.service},
-                ),
+                    record_exception=False,  # a deferral is a wait, not an error: see _traced
+                    set_status_on_exception=False,
+                ) as span,
                 structlog.contextvars.bound_contextvars(**({"failure_id": failure_id} if failure_id else {})),
             ):
-                await self.handler(item, delivery)
+                await _traced(span, self.handler(item, delivery))
         except Exception as exc:
             error = exc
         finally:
