@@ -57,6 +57,8 @@ class AnalyzerService(Service):
         self._logs: LogStore | None = None
 
     async def start(self) -> None:
+        if self.model is not None:
+            self.model.warm()
         self._cache = await AnalysisCache.open(self.bus.js, self.bus.topology.bucket(Bucket.ANALYSIS_CACHE))
         self._logs = await LogStore.open(self.bus.js, self.bus.topology.bucket(Bucket.LOGS))
         if self.github is not None:

@@ -31,6 +31,7 @@ class ExecutorService(Service):
         self._wait: CiWait | None = None
 
     async def start(self) -> None:
+        self.github.warm()
         wait = CiWait(
             self.bus,
             look=self._look,

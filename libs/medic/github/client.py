@@ -77,6 +77,10 @@ class _RateLimited(Exception):
         self.seconds, self.reset_at, self.status = seconds, reset_at, status
 
 
+WRITE_NAMESPACES = ("actions", "repos", "git", "pulls", "issues", "checks")
+"""githubkit's REST namespaces the executor's actions and fix pull requests write through."""
+
+
 def _backoff(exc: Exception) -> bool | float:
     if isinstance(exc, _RateLimited):
         return exc.seconds
@@ -187,6 +191,13 @@ class GitHubClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+    def warm(self) -> None:
+        """Load githubkit's REST namespaces now (it imports each on first use): a service calls
+        this while starting, so its first write does not hold the event loop for the import."""
+        rest = self._kit.rest
+        for namespace in WRITE_NAMESPACES:
+            getattr(rest, namespace)
 
     @property
     def rest(self) -> Any:

@@ -126,6 +126,13 @@ class ModelClient:
     async def aclose(self) -> None:
         await self._openai.close()
 
+    def warm(self) -> None:
+        """Load the request path now: the SDK imports its chat resources (hundreds of modules)
+        on first use, which in a service would hold the event loop, and every failure in
+        flight, during its first model call. A service calls this while starting."""
+        _ = self._openai.chat.completions.create
+        response_format()
+
     def _backoff(self, exc: Exception) -> bool | float:
         """Stamina's hook: False = give up, True = exponential backoff, float = wait exactly."""
         if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
