@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medic.sandbox import github_payloads as payloads
-from medic.sandbox.github_http import github_error, link_header, links_for, page_of, route_path
+from medic.sandbox.github_http import conditional, github_error, link_header, links_for, page_of, route_path
 from medic.sandbox.github_limits import RATE_LIMIT_DOCS, Window, parse_credential
 from medic.sandbox.github_orgs import beyond_contract_app
 from medic.sandbox.github_store import GitHubStore, Job, Repository, Run
@@ -216,7 +216,7 @@ def _run_routes(app: FastAPI, sandbox: SandboxGitHub, find: _Lookups) -> None:
         if run is None:
             return github_error(404, "Not Found")
         body = json.dumps(payloads.workflow_run(run, run.latest, links_for(request))).encode()
-        return _conditional(request, body, {})
+        return conditional(request, body, {})
 
 
 def _runs_page(
@@ -237,21 +237,7 @@ def _runs_page(
     links = links_for(request)
     items = [payloads.workflow_run(run, run.latest, links) for run in page_of(runs, per_page, page)]
     body = json.dumps({"total_count": len(runs), "workflow_runs": items}).encode()
-    return _conditional(request, body, link_header(request, len(runs), per_page, page))
-
-
-def _conditional(request: Request, body: bytes, headers: dict[str, str]) -> Response:
-    """GitHub's conditional GET: the body's ETag, and a 304 (which costs no rate limit) when the
-    request's ``If-None-Match`` names it."""
-    etag = 'W/"' + hashlib.sha256(body).hexdigest()[:40] + '"'
-    headers = {
-        "ETag": etag,
-        "Cache-Control": "private, max-age=60, s-maxage=60",
-        "Vary": "Accept, Authorization",
-    } | headers
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json; charset=utf-8", headers=headers)
+    return conditional(request, body, link_header(request, len(runs), per_page, page))
 
 
 def _job_routes(app: FastAPI, sandbox: SandboxGitHub, find: _Lookups) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import itertools
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -20,7 +21,7 @@ from fastapi import Body, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from medic.sandbox import github_payloads as payloads
-from medic.sandbox.github_http import github_error, links_for
+from medic.sandbox.github_http import conditional, github_error, links_for
 from medic.sandbox.github_store import Repository, stable_id
 
 if TYPE_CHECKING:
@@ -293,7 +294,9 @@ def register_git_routes(app: FastAPI, sandbox: SandboxGitHub) -> None:
         if found is None or sha is None:
             return github_error(404, "Not Found")
         runs = git.checks.get(sha, [])
-        return JSONResponse({"total_count": len(runs), "check_runs": [_check_json(c, request) for c in runs]})
+        body = {"total_count": len(runs), "check_runs": [_check_json(c, request) for c in runs]}
+        # the ETag is the body's: any change of a check run of the ref (status, conclusion) changes it
+        return conditional(request, json.dumps(body).encode(), {})
 
 
 def register_git_beyond_contract(app: FastAPI, sandbox: SandboxGitHub) -> None:
