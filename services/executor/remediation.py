@@ -27,6 +27,7 @@ from medic.services.executor.actions import ActionRefused, perform
 from medic.services.executor.orders import Order
 from medic.services.executor.store import IntentState, IntentStore, RemediationIntent
 from medic.services.executor.verification import (
+    ChecksWatch,
     RunWatch,
     Verdict,
     look_at_checks,
@@ -64,6 +65,8 @@ class Remediation:
         self.actor = actor
         self.runs = RunWatch(github)
         """The runs this process waits on, looked at with conditional requests."""
+        self.checks = ChecksWatch(RepositoryChanges(github))
+        """The fix pull requests' heads this process waits on, looked at the same way."""
 
     async def carry_out(self, order: Order) -> None:
         """Act once, then hand the order to the wait for CI; returns without waiting for it."""
@@ -103,6 +106,8 @@ class Remediation:
         outcome = RemediationOutcome.SUCCEEDED if verdict.green else RemediationOutcome.FAILED
         await self._finish(order, intent, outcome, f"{intent.detail}; {verdict.detail}", verdict.attempt)
         self.runs.forget(intent.repository, intent.run_id)
+        if intent.checks_ref is not None:
+            self.checks.forget(intent.repository, intent.checks_ref)
         return True
 
     async def give_up(self, order: Order, detail: str) -> None:
@@ -148,7 +153,7 @@ class Remediation:
 
     async def _look_once(self, intent: RemediationIntent) -> Verdict | None:
         if intent.checks_ref is not None:  # a fix: its pull request's checks decide
-            return await look_at_checks(RepositoryChanges(self.github), intent.repository, intent.checks_ref)
+            return await look_at_checks(self.checks, intent.repository, intent.checks_ref)
         return await look_for_new_attempt(
             self.runs, intent.repository, intent.run_id, after_attempt=intent.baseline_attempt
         )

@@ -4,18 +4,24 @@ Waiting for CI takes minutes on GitHub (a re-run is a whole job again), so nothi
 each function looks once and says the verdict, or None for "not yet". The schedule of the
 looks (:func:`pause_before_look`) is kept by the executor's verification work stream
 (:mod:`.waiting`), which redelivers the order after each pause, so a remediation waiting for
-CI holds no handler and no task between two looks; :class:`RunWatch` keeps only each watched
-run's last ETag and state, a cache whose loss costs one full read.
+CI holds no handler and no task between two looks; :class:`RunWatch` and :class:`ChecksWatch`
+keep only each watched run's (or pull request head's) last ETag and state, a cache whose loss
+costs one full read.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from medic.github.changes import RepositoryChanges
+from medic.github.changes import ChecksSummary, RepositoryChanges
 from medic.github.client import GitHubClient
+from medic.github.errors import GitHubError
 from medic.github.models import WorkflowRun
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 FIRST_PAUSE_SECONDS = 0.25
 LONGEST_PAUSE_SECONDS = 10.0
@@ -44,6 +50,27 @@ def looks_within(seconds: float) -> int:
     return looks
 
 
+class _LastSeen(Generic[K, V]):
+    """Each watched thing's last ETag and the value read with it, oldest forgotten first past
+    ``size``: a thing forgotten (or looked at by another replica) costs one full read."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._known: OrderedDict[K, tuple[str | None, V]] = OrderedDict()
+
+    def get(self, key: K) -> tuple[str | None, V] | None:
+        return self._known.get(key)
+
+    def keep(self, key: K, etag: str | None, value: V) -> None:
+        self._known[key] = (etag, value)
+        self._known.move_to_end(key)
+        while len(self._known) > self.size:
+            self._known.popitem(last=False)
+
+    def forget(self, key: K) -> None:
+        self._known.pop(key, None)
+
+
 class RunWatch:
     """The runs waited on, each with its last ETag: a look at a run that has not changed is
     GitHub's 304, which costs no rate limit. A re-run changes its run a few times (queued, in
@@ -53,8 +80,7 @@ class RunWatch:
 
     def __init__(self, github: GitHubClient, *, size: int = 10_000) -> None:
         self.github = github
-        self.size = size
-        self._known: OrderedDict[tuple[str, int], tuple[str | None, WorkflowRun]] = OrderedDict()
+        self._known: _LastSeen[tuple[str, int], WorkflowRun] = _LastSeen(size)
 
     async def run(self, repository: str, run_id: int) -> WorkflowRun:
         key = (repository.lower(), run_id)
@@ -63,14 +89,35 @@ class RunWatch:
         if run is None:  # 304: unchanged since the look that stored it
             assert known is not None, "a read without If-None-Match always has a body"
             run = known[1]
-        self._known[key] = (etag, run)
-        self._known.move_to_end(key)
-        while len(self._known) > self.size:
-            self._known.popitem(last=False)
+        self._known.keep(key, etag, run)
         return run
 
     def forget(self, repository: str, run_id: int) -> None:
-        self._known.pop((repository.lower(), run_id), None)
+        self._known.forget((repository.lower(), run_id))
+
+
+class ChecksWatch:
+    """The fix pull requests' heads waited on, each with its check runs' last ETag: as for
+    :class:`RunWatch`, a look at check runs that have not changed is a 304 and costs no rate limit."""
+
+    def __init__(self, changes: RepositoryChanges, *, size: int = 10_000) -> None:
+        self.changes = changes
+        self._known: _LastSeen[tuple[str, str], ChecksSummary] = _LastSeen(size)
+
+    async def checks(self, repository: str, ref: str) -> ChecksSummary:
+        key = (repository.lower(), ref)
+        known = self._known.get(key)
+        checks = await self.changes.checks(repository, ref, etag=known[0] if known else None)
+        etag = checks.etag
+        if checks.not_modified:  # 304: unchanged since the look that stored the ETag it was asked with
+            if known is None:
+                raise GitHubError(f"check runs of {ref[:12]} answered 304 to a read without an ETag")
+            checks = known[1]
+        self._known.keep(key, etag, checks)
+        return checks
+
+    def forget(self, repository: str, ref: str) -> None:
+        self._known.forget((repository.lower(), ref))
 
 
 async def look_for_new_attempt(
@@ -84,9 +131,9 @@ async def look_for_new_attempt(
     return None
 
 
-async def look_at_checks(changes: RepositoryChanges, repository: str, ref: str) -> Verdict | None:
+async def look_at_checks(watch: ChecksWatch, repository: str, ref: str) -> Verdict | None:
     """A fix counts when every check of its pull request's head concluded green."""
-    checks = await changes.checks(repository, ref)
+    checks = await watch.checks(repository, ref)
     if not checks.done:
         return None
     if checks.failed:

@@ -36,6 +36,10 @@ class ChecksSummary(BaseModel):
     completed: int
     failed: tuple[str, ...]
     """Names of checks that concluded anything but success, neutral or skipped."""
+    etag: str | None = None
+    not_modified: bool = False
+    """True when GitHub answered 304 to ``If-None-Match``: the counts are empty, the check runs
+    are as they were in the read that gave the ETag, and the read cost no budget."""
 
     @property
     def done(self) -> bool:
@@ -158,18 +162,23 @@ class RepositoryChanges:
             lambda: self.github.rest.issues.async_add_labels(owner, repo, number, data={"labels": labels}),
         )
 
-    async def checks(self, repository: str, ref: str) -> ChecksSummary:
+    async def checks(self, repository: str, ref: str, *, etag: str | None = None) -> ChecksSummary:
+        """The check runs of ``ref``, summed up; with ``etag``, check runs unchanged since the read
+        that gave it answer ``not_modified`` (GitHub's 304, which costs no rate limit)."""
         owner, repo = _split(repository)
-        body = _json(
-            await self.github.call(
-                "GET /repos/{owner}/{repo}/commits/{ref}/check-runs",
-                lambda: self.github.rest.checks.async_list_for_ref(owner, repo, ref),
-            )
+        response = await self.github.read(
+            "GET /repos/{owner}/{repo}/commits/{ref}/check-runs",
+            f"/repos/{owner}/{repo}/commits/{ref}/check-runs",
+            headers={"If-None-Match": etag} if etag else None,
         )
+        new_etag = response.headers.get("etag", etag)
+        if response.status_code == 304:
+            return ChecksSummary(total=0, completed=0, failed=(), etag=new_etag, not_modified=True)
+        body = response.json()
         runs = body.get("check_runs", []) if isinstance(body, dict) else []
         completed = [r for r in runs if r.get("status") == "completed"]
         failed = tuple(str(r.get("name", "?")) for r in completed if r.get("conclusion") not in PASSING)
-        return ChecksSummary(total=len(runs), completed=len(completed), failed=failed)
+        return ChecksSummary(total=len(runs), completed=len(completed), failed=failed, etag=new_etag)
 
 
 def _pull_ref(pull: Any) -> PullRequestRef:

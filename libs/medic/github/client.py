@@ -208,6 +208,10 @@ class GitHubClient:
         """One request through the retry, rate-limit and error mapping every call here uses."""
         return await self._call(route, send)
 
+    async def read(self, route: str, path: str, *, headers: dict[str, str] | None = None) -> httpx.Response:
+        """One GET built without githubkit (:meth:`_read`), for sibling modules' conditional reads."""
+        return await self._read(route, path, headers=headers)
+
     # --- runs and jobs ---------------------------------------------------------------------
 
     async def get_run(self, repository: str, run_id: int) -> WorkflowRun:
