@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from medic.bus import Bus
 from medic.config import Settings, load_settings
@@ -25,6 +26,7 @@ from medic.services.executor.store import IntentState
 from medic.services.executor.verification import looks_within, pause_before_look
 from medic.services.executor.waiting import MAX_WAITS
 from tests.integration.test_executor import REPO, auto_order, count, rerun
+from tests.integration.test_fix_pull_requests import JEST, SEED_FIX
 from tests.waiting import wait_for, wait_until_caught_up
 
 
@@ -276,3 +278,47 @@ async def test_looks_at_an_unchanged_run_cost_no_rate_limit(
     # the action (the run read before acting, the re-run) and one full read per state the run was
     # seen in (queued, in progress, completed): not one per look
     assert spent <= 2 + 3 < 2 + looks, (spent, looks)
+
+
+CHECK_RUNS = "GET /repos/{owner}/{repo}/commits/{ref}/check-runs"
+
+
+def requests_by_route() -> dict[str, float]:
+    """The client's requests so far by route, whatever their answer (the sandbox charges all but 304s)."""
+    sent: dict[str, float] = {}
+    for metric in REGISTRY.collect():
+        if metric.name == "medic_github_requests":
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    route = sample.labels["method_route"]
+                    sent[route] = sent.get(route, 0.0) + sample.value
+    return sent
+
+
+async def test_looks_at_a_fix_pull_requests_unchanged_checks_cost_no_rate_limit(
+    bus: Bus, slow_ci: Callable[[float], Any]
+) -> None:
+    """A fix's looks at its pull request's checks are conditional requests too: a wait costs a
+    charged read per change of the check runs (queued, in progress, completed), not one per look."""
+    ci: Sandbox = await slow_ci(6.0)  # the pull request's check: in progress after 2 s, completed after 6 s
+    settings = load_settings(github_api_url=ci.url, verify_timeout_seconds=60)
+    sha = ci.github.git.seed(REPO, {"jest.config.js": JEST})
+    run = ci.github.add_failed_run(REPO, "job_timeout", head_sha=sha)
+
+    def charged() -> int:
+        window = ci.github.budget.windows.get("t")
+        return 0 if window is None else window.used
+
+    before, sent_before, looks_before = charged(), requests_by_route(), CountingLooks.looks
+    async with executor_host(bus, ci, settings, CountingLooks):
+        await bus.publish(auto_order(REPO, run.id, SEED_FIX))
+        await wait_for(lambda: _all_finished(bus, 1), within=30, what="the verdict")
+    (done,) = await finished_events(bus)
+    assert done.payload.outcome is RemediationOutcome.SUCCEEDED, done.payload.detail
+    assert "checks passed" in done.payload.detail
+    sent = {route: n - sent_before.get(route, 0.0) for route, n in requests_by_route().items()}
+    looks, check_reads = CountingLooks.looks - looks_before, sent.get(CHECK_RUNS, 0.0)
+    other_requests = sum(n for route, n in sent.items() if route != CHECK_RUNS)  # the action's, all charged
+    charged_check_reads = charged() - before - other_requests
+    assert looks >= 5 and check_reads == looks, (looks, check_reads)  # 0, 0.25, ... 7.75 s after the PR
+    assert charged_check_reads <= 3 < looks, (charged_check_reads, looks)
