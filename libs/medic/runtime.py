@@ -232,6 +232,19 @@ class ServiceHost:
             await server.stop()
 
 
+HTTP_PARSER = "httptools"
+"""uvicorn's C parser (llhttp). Asked for by name: uvicorn's default ("auto") falls back to the
+pure-Python h11 without a word when httptools is missing, and h11 cost a sixth of the services'
+CPU at a steady 20 failures/s (18.75 against 22.4 CPU seconds in turn, 600 failures)."""
+
+
+def uvicorn_config(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
+    """How ci-medic serves HTTP everywhere: its services, and the sandboxes in tests and benches."""
+    return uvicorn.Config(
+        app, host=host, port=port, http=HTTP_PARSER, log_level="warning", lifespan="off", access_log=False
+    )
+
+
 class _QuietServer(uvicorn.Server):
     """Uvicorn without its own signal handling: the host decides when to stop and drains first."""
 
@@ -244,9 +257,7 @@ class HttpServer:
     """Uvicorn serving an ASGI app on a port, started and stopped from async code."""
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = _QuietServer(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
-        )
+        self._server = _QuietServer(uvicorn_config(app, host=host, port=port))
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -9,7 +9,8 @@ The pipeline runs in each deployment shape of BENCH_SHAPES (default
 ``one_process,process_per_service``: every service in one process as ``medic run``, or each in
 its own as the Helm chart); the steady-rate latency run sends BENCH_STEADY_RATE webhooks a
 second (default 20) for BENCH_STEADY_SECONDS (default 30; 0 skips it), after the same path for
-10 s at BENCH_STEADY_LOW_RATE (default 2 a second; 0 skips it), its no-backlog baseline.
+10 s at BENCH_STEADY_LOW_RATE (default 2 a second; 0 skips it), its no-backlog baseline; each
+run's first 2 s are its warm-up, whose latencies are printed apart from the steady state's.
 BENCH_ONLY=pipeline,cli (any of pipeline, monitor, cli, analyzer, slack, replay) runs only
 those sections.
 """
@@ -148,7 +149,7 @@ async def pipeline_section(
                     nats_url,
                     database_url,
                     shape=shape,
-                    failures=max(1, int(low_rate * 10)),
+                    failures=max(1, int(low_rate * (10 + pipeline_bench.WARM_UP_SECONDS))),
                     mode="steady",
                     value=low_rate,
                     nats_pid=nats_pid,

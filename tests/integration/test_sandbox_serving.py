@@ -52,3 +52,20 @@ async def test_serve_on_free_port_serves_the_app_and_stops() -> None:
         else:
             stopped = False
     assert stopped
+
+
+async def test_every_server_parses_http_with_httptools_not_the_pure_python_fallback() -> None:
+    # uvicorn's "auto" quietly falls back to h11 when httptools is missing
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from medic.runtime import HttpServer, uvicorn_config
+
+    config = uvicorn_config(lambda *_: None)
+    config.load()
+    assert config.http_protocol_class is HttpToolsProtocol
+    server = HttpServer(lambda *_: None)
+    await server.start()
+    try:
+        assert server._server.config.http_protocol_class is HttpToolsProtocol
+    finally:
+        await server.stop()

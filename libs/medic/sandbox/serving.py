@@ -20,6 +20,8 @@ from typing import Any
 
 import uvicorn
 
+from medic.runtime import uvicorn_config
+
 
 def listening_socket(host: str = "127.0.0.1") -> socket.socket:
     """A TCP socket bound to a free port on ``host``, whose connections asyncio sends without delay."""
@@ -39,8 +41,7 @@ async def serve_on_free_port(
     """
     sock = listening_socket(host)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, host=host))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
