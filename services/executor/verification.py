@@ -87,7 +87,8 @@ class RunWatch:
         known = self._known.get(key)
         run, etag = await self.github.get_run_if_changed(repository, run_id, etag=known[0] if known else None)
         if run is None:  # 304: unchanged since the look that stored it
-            assert known is not None, "a read without If-None-Match always has a body"
+            if known is None:  # unreachable: get_run_if_changed refuses a 304 it did not ask for
+                raise GitHubError(f"run {run_id} answered 304 to a read without an ETag")
             run = known[1]
         self._known.keep(key, etag, run)
         return run

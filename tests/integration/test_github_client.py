@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from prometheus_client import REGISTRY
 
 from medic.github.client import GitHubClient
-from medic.github.errors import GitHubUnavailable, NotFound, RateLimitExhausted
+from medic.github.errors import GitHubError, GitHubUnavailable, NotFound, RateLimitExhausted
 from medic.github.models import WorkflowRun
 from medic.sandbox.github import SandboxGitHub, create_sandbox_github
 from medic.sandbox.serving import serve_on_free_port
@@ -323,3 +323,20 @@ async def test_no_more_than_max_in_flight_requests_reach_github_at_once(
     window = github.budget.windows["in-flight-token"]
     assert window.most_in_flight == 3
     assert window.used >= 24
+
+
+async def test_a_304_to_a_read_that_sent_no_etag_is_an_error_not_a_missing_run() -> None:
+    # a faulty proxy or server: "not modified" from nothing cannot stand for a run
+    liar = FastAPI()
+
+    @liar.get("/repos/{owner}/{repo}/actions/runs/{run_id}")
+    async def not_modified(owner: str, repo: str, run_id: int) -> Response:
+        return Response(status_code=304, headers={"ETag": '"made-up"'})
+
+    async with serve_on_free_port(liar) as url, GitHubClient(base_url=url, token="t") as lied_to:
+        with pytest.raises(GitHubError, match="304 to a read without If-None-Match"):
+            await lied_to.get_run(REPO, 7)
+        with pytest.raises(GitHubError, match="304 to a read without If-None-Match"):
+            await lied_to.get_run_if_changed(REPO, 7, etag=None)
+        unchanged, etag = await lied_to.get_run_if_changed(REPO, 7, etag='"mine"')
+    assert unchanged is None and etag == '"made-up"'

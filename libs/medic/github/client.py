@@ -216,7 +216,8 @@ class GitHubClient:
 
     async def get_run(self, repository: str, run_id: int) -> WorkflowRun:
         run, _ = await self.get_run_if_changed(repository, run_id, etag=None)
-        assert run is not None, "a read without If-None-Match always has a body"
+        if run is None:  # unreachable: get_run_if_changed refuses a 304 it did not ask for
+            raise GitHubError(f"run {run_id} answered without a body", route="GET run")
         return run
 
     async def get_run_if_changed(
@@ -232,6 +233,8 @@ class GitHubClient:
         )
         new_etag = response.headers.get("etag", etag)
         if response.status_code == 304:
+            if not etag:  # nothing to be unchanged from: a faulty proxy or server, not a run
+                raise GitHubError(f"run {run_id} answered 304 to a read without If-None-Match", status=304)
             return None, new_etag
         return _run_from_json(response.json()), new_etag
 
