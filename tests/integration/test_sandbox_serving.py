@@ -6,6 +6,7 @@ import asyncio
 import socket
 
 import httpx
+import pytest
 
 from medic.sandbox.serving import listening_socket, serve_on_free_port
 
@@ -58,14 +59,44 @@ async def test_every_server_parses_http_with_httptools_not_the_pure_python_fallb
     # uvicorn's "auto" quietly falls back to h11 when httptools is missing
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+    from medic.http_head import BoundedHeadHttpToolsProtocol
     from medic.runtime import HttpServer, uvicorn_config
 
     config = uvicorn_config(lambda *_: None)
     config.load()
-    assert config.http_protocol_class is HttpToolsProtocol
+    assert config.http_protocol_class is BoundedHeadHttpToolsProtocol
+    assert issubclass(BoundedHeadHttpToolsProtocol, HttpToolsProtocol)
     server = HttpServer(lambda *_: None)
     await server.start()
     try:
-        assert server._server.config.http_protocol_class is HttpToolsProtocol
+        assert server._server.config.http_protocol_class is BoundedHeadHttpToolsProtocol
     finally:
         await server.stop()
+
+
+async def test_a_timeout_while_the_server_stops_is_not_swallowed() -> None:
+    # stopping waits for requests in flight; a caller's timeout meanwhile must still reach it
+    started = asyncio.Event()
+
+    async def never_answers(scope: dict[str, object], receive: object, send: object) -> None:
+        if scope["type"] == "http":
+            started.set()
+            await asyncio.sleep(30)
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        request: asyncio.Task[httpx.Response] | None = None
+
+        async def serve_and_stop() -> str:
+            nonlocal request
+            async with serve_on_free_port(never_answers) as url:
+                request = asyncio.create_task(client.get(url))
+                await started.wait()
+            return "stopped"
+
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(serve_and_stop(), timeout=1)
+        finally:
+            if request is not None:
+                request.cancel()
+                await asyncio.gather(request, return_exceptions=True)
