@@ -12,7 +12,6 @@ for the client's delayed ACK: 40 ms a request, against 1 to 2 ms with it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,6 +51,12 @@ async def serve_on_free_port(
     finally:
         server.should_exit = True
         server.force_exit = force_exit
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await task
-        sock.close()
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the caller is being cancelled (a timeout): that must not be lost
+            # else the server's own task ended cancelled (force_exit with handlers still asleep)
+        finally:
+            sock.close()
