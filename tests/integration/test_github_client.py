@@ -340,3 +340,32 @@ async def test_a_304_to_a_read_that_sent_no_etag_is_an_error_not_a_missing_run()
             await lied_to.get_run_if_changed(REPO, 7, etag=None)
         unchanged, etag = await lied_to.get_run_if_changed(REPO, 7, etag='"mine"')
     assert unchanged is None and etag == '"made-up"'
+
+
+async def test_the_etag_kept_is_the_answers_own_never_an_old_one_for_a_new_body() -> None:
+    # a server (or proxy) that drops ETag headers: the old tag must not stand for the new body
+    from medic.github.changes import RepositoryChanges
+
+    untagged = FastAPI()
+    answers: list[int] = []
+
+    @untagged.get("/repos/{owner}/{repo}/actions/runs")
+    async def runs(owner: str, repo: str) -> Response:
+        status = answers.pop(0)
+        return Response(status_code=status, content=b"" if status == 304 else b'{"workflow_runs": []}')
+
+    @untagged.get("/repos/{owner}/{repo}/commits/{ref}/check-runs")
+    async def check_runs(owner: str, repo: str, ref: str) -> Response:
+        return Response(status_code=304)
+
+    async with serve_on_free_port(untagged) as url, GitHubClient(base_url=url, token="t") as client:
+        answers[:] = [200, 304]
+        full = await client.list_runs(REPO, etag='"old"')
+        unchanged = await client.list_runs(REPO, etag='"old"')
+        answers.append(304)
+        with pytest.raises(GitHubError, match="304 to a read without If-None-Match"):
+            await client.list_runs(REPO, etag=None)
+        with pytest.raises(GitHubError, match="304 to a read without If-None-Match"):
+            await RepositoryChanges(client).checks(REPO, "a" * 40)
+    assert full.etag is None and not full.not_modified  # a body without a tag has none
+    assert unchanged.not_modified and unchanged.etag == '"old"'  # a 304 keeps the tag it answered

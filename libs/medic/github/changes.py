@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from medic.github.client import GitHubClient, _split
+from medic.github.client import GitHubClient, _split, etag_after
 from medic.github.errors import GitHubError, NotFound
 
 
@@ -171,7 +171,7 @@ class RepositoryChanges:
             f"/repos/{owner}/{repo}/commits/{ref}/check-runs",
             headers={"If-None-Match": etag} if etag else None,
         )
-        new_etag = response.headers.get("etag", etag)
+        new_etag = etag_after(response, etag, what=f"the check runs of {ref[:12]}")
         if response.status_code == 304:
             return ChecksSummary(total=0, completed=0, failed=(), etag=new_etag, not_modified=True)
         body = response.json()

@@ -81,6 +81,21 @@ WRITE_NAMESPACES = ("actions", "repos", "git", "pulls", "issues", "checks")
 """githubkit's REST namespaces the executor's actions and fix pull requests write through."""
 
 
+def etag_after(response: httpx.Response, sent: str | None, *, what: str) -> str | None:
+    """The ETag a conditional read sends next time, from the answer to one that sent ``sent``.
+
+    A 304 keeps the tag it answered to (or the one it names); a full answer without a tag has
+    none, since the old tag would stand for a body it no longer describes. A 304 to a read that
+    sent no tag is refused: "unchanged" from nothing is a faulty proxy or server, not an answer.
+    """
+    named: str | None = response.headers.get("etag")
+    if response.status_code == 304:
+        if not sent:
+            raise GitHubError(f"{what} answered 304 to a read without If-None-Match", status=304)
+        return named or sent
+    return named
+
+
 def _backoff(exc: Exception) -> bool | float:
     if isinstance(exc, _RateLimited):
         return exc.seconds
@@ -231,10 +246,8 @@ class GitHubClient:
             f"/repos/{owner}/{repo}/actions/runs/{run_id}",
             headers={"If-None-Match": etag} if etag else None,
         )
-        new_etag = response.headers.get("etag", etag)
+        new_etag = etag_after(response, etag, what=f"run {run_id}")
         if response.status_code == 304:
-            if not etag:  # nothing to be unchanged from: a faulty proxy or server, not a run
-                raise GitHubError(f"run {run_id} answered 304 to a read without If-None-Match", status=304)
             return None, new_etag
         return _run_from_json(response.json()), new_etag
 
@@ -260,7 +273,7 @@ class GitHubClient:
             params=params | {"per_page": per_page} | ({"page": page} if page > 1 else {}),
             headers=headers,
         )
-        new_etag = response.headers.get("etag", etag)
+        new_etag = etag_after(response, etag, what=f"the runs of {repository}")
         if response.status_code == 304:
             return RunsPage(runs=(), etag=new_etag, not_modified=True)
         runs = response.json().get("workflow_runs", [])
