@@ -184,6 +184,7 @@ async def test_serve_says_ready_only_once_started_and_ctrl_c_is_its_own(bus: Bus
     """``medic run`` prints "Ctrl-C stops everything" from ``ready``: by then every service has
     started and SIGINT/SIGTERM set the host's stop, instead of meeting asyncio's handler, which
     cancels start-up half-way (a Ctrl-C lost that way left ``medic run`` running)."""
+    import gc
     import signal
 
     from medic.embedded import free_port
@@ -203,6 +204,7 @@ async def test_serve_says_ready_only_once_started_and_ctrl_c_is_its_own(bus: Bus
     try:
         await asyncio.wait_for(host.serve(host="127.0.0.1", port=free_port(), stop=stop, ready=ready), 30)
     finally:
+        gc.unfreeze()  # serve() froze the test process's heap: its later garbage must stay collectable
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         signal.signal(signal.SIGINT, before)
