@@ -507,6 +507,16 @@ MILESTONES = (
 """Each steady-rate figure: the milestone, its name, the issue's target for its p99 (ms)."""
 
 
+WARM_UP_SECONDS = 2.0
+"""A steady run's first seconds, reported apart: every process on the machine (the services,
+the sandbox, nats-server, PostgreSQL's fresh backends) pays its first-use costs then, and its
+GitHub reads and publishes took two to five times their steady time in a traced run."""
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
 def low_rate_latencies(run: Run, rate: float) -> dict[str, Any]:
     """The same path with no backlog (a low rate), as a baseline: what one failure costs alone."""
     summary: dict[str, Any] = {
@@ -517,23 +527,16 @@ def low_rate_latencies(run: Run, rate: float) -> dict[str, Any]:
     }
     for milestone, name, _ in MILESTONES:
         latencies = run.latencies(milestone, after=WARM_UP_SECONDS)
+        whole = run.latencies(milestone)
         if latencies:
             summary[name] = {
-                "p50": round(statistics.median(latencies) * 1000, 1),
-                "p99": round(_percentile(latencies, 0.99) * 1000, 1),
+                "p50": _ms(statistics.median(latencies)),
+                "p99": _ms(_percentile(latencies, 0.99)),
+                "measured": len(latencies),
+                "whole_run": {"p50": _ms(statistics.median(whole)), "p99": _ms(_percentile(whole, 0.99))},
             }
     summary["completed_rate"] = round(run.failures / run.elapsed, 2)
     return summary
-
-
-WARM_UP_SECONDS = 2.0
-"""A steady run's first seconds, reported apart: every process on the machine (the services,
-the sandbox, nats-server, PostgreSQL's fresh backends) pays its first-use costs then, and its
-GitHub reads and publishes took two to five times their steady time in a traced run."""
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)
 
 
 def steady_figures(
@@ -569,7 +572,8 @@ def steady_figures(
                 "target_p99": target,
                 "rate": rate,
                 "failures": run.failures,
-                "arrived": len(latencies),
+                "arrived": len(whole),
+                "measured": len(latencies),
                 "warm_up": {
                     "seconds": warm_up_seconds,
                     "failures": len(warming),
