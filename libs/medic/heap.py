@@ -6,8 +6,10 @@ collector re-scans every one of them in each full (generation 2) collection: 120
 with the event loop held, every few seconds under load, which every failure in flight
 waits out (the steady-rate bench's webhook-to-FailureDetected tail). :func:`freeze_start_up`
 moves what start-up built into the permanent generation, so later full collections scan only
-what the work allocates. Reference counting still frees start-up objects that die later; only
-a reference cycle among them would be kept (start-up builds no throwaway cycles worth that).
+what the work allocates. Reference counting still frees start-up objects that die later; one
+that dies in a reference cycle is kept for the process's life. That is bounded by what
+start-up built, once (it is collected just before the freeze), not something that grows with
+the work; it is not measured beyond that.
 """
 
 from __future__ import annotations
