@@ -12,6 +12,7 @@ costs one full read.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -58,14 +59,19 @@ class _LastSeen(Generic[K, V]):
         self.size = size
         self._known: OrderedDict[K, tuple[str | None, V]] = OrderedDict()
 
-    def get(self, key: K) -> tuple[str | None, V] | None:
-        return self._known.get(key)
-
-    def keep(self, key: K, etag: str | None, value: V) -> None:
+    async def look(self, key: K, read: Callable[[str | None], Awaitable[tuple[V | None, str | None]]]) -> V:
+        """``read`` with the ETag held for ``key``; its ``None`` (a 304) is the value held with it."""
+        known = self._known.get(key)
+        value, etag = await read(known[0] if known else None)
+        if value is None:  # 304: unchanged since the look that stored the ETag it was asked with
+            if known is None:  # the client refuses a 304 it did not ask for; never trust one here
+                raise GitHubError(f"{key} answered 304 to a read without an ETag")
+            value = known[1]
         self._known[key] = (etag, value)
         self._known.move_to_end(key)
         while len(self._known) > self.size:
             self._known.popitem(last=False)
+        return value
 
     def forget(self, key: K) -> None:
         self._known.pop(key, None)
@@ -83,15 +89,10 @@ class RunWatch:
         self._known: _LastSeen[tuple[str, int], WorkflowRun] = _LastSeen(size)
 
     async def run(self, repository: str, run_id: int) -> WorkflowRun:
-        key = (repository.lower(), run_id)
-        known = self._known.get(key)
-        run, etag = await self.github.get_run_if_changed(repository, run_id, etag=known[0] if known else None)
-        if run is None:  # 304: unchanged since the look that stored it
-            if known is None:  # unreachable: get_run_if_changed refuses a 304 it did not ask for
-                raise GitHubError(f"run {run_id} answered 304 to a read without an ETag")
-            run = known[1]
-        self._known.keep(key, etag, run)
-        return run
+        return await self._known.look(
+            (repository.lower(), run_id),
+            lambda etag: self.github.get_run_if_changed(repository, run_id, etag=etag),
+        )
 
     def forget(self, repository: str, run_id: int) -> None:
         self._known.forget((repository.lower(), run_id))
@@ -106,16 +107,11 @@ class ChecksWatch:
         self._known: _LastSeen[tuple[str, str], ChecksSummary] = _LastSeen(size)
 
     async def checks(self, repository: str, ref: str) -> ChecksSummary:
-        key = (repository.lower(), ref)
-        known = self._known.get(key)
-        checks = await self.changes.checks(repository, ref, etag=known[0] if known else None)
-        etag = checks.etag
-        if checks.not_modified:  # 304: unchanged since the look that stored the ETag it was asked with
-            if known is None:
-                raise GitHubError(f"check runs of {ref[:12]} answered 304 to a read without an ETag")
-            checks = known[1]
-        self._known.keep(key, etag, checks)
-        return checks
+        async def read(etag: str | None) -> tuple[ChecksSummary | None, str | None]:
+            checks = await self.changes.checks(repository, ref, etag=etag)
+            return (None if checks.not_modified else checks), checks.etag
+
+        return await self._known.look((repository.lower(), ref), read)
 
     def forget(self, repository: str, ref: str) -> None:
         self._known.forget((repository.lower(), ref))

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from fastapi import FastAPI, Response
 
-from medic.github.changes import ChecksSummary, RepositoryChanges
+from medic.github.changes import RepositoryChanges
 from medic.github.client import GitHubClient
 from medic.github.errors import GitHubError
 from medic.sandbox.github import SandboxGitHub, create_sandbox_github
@@ -110,17 +111,15 @@ async def test_a_304_is_trusted_only_against_the_etag_the_watch_holds_for_that_h
     assert charged(sandbox) - before == 1
 
 
-class NotModifiedAlways(RepositoryChanges):
-    """A GitHub that answers 304 whatever it was asked with."""
+async def test_a_304_to_a_look_that_sent_no_etag_is_an_error_not_a_verdict() -> None:
+    # a server (or proxy) that answers 304 whatever it was asked with, over real HTTP
+    lying = FastAPI()
 
-    async def checks(self, repository: str, ref: str, *, etag: str | None = None) -> ChecksSummary:
-        return ChecksSummary(total=0, completed=0, failed=(), etag='W/"x"', not_modified=True)
+    @lying.get("/repos/{owner}/{repo}/commits/{ref}/check-runs")
+    async def not_modified(owner: str, repo: str, ref: str) -> Response:
+        return Response(status_code=304, headers={"ETag": 'W/"x"'})
 
-
-async def test_a_304_to_a_look_that_sent_no_etag_is_an_error_not_a_verdict(
-    github: tuple[SandboxGitHub, GitHubClient],
-) -> None:
-    _, client = github
-    watch = ChecksWatch(NotModifiedAlways(client))
-    with pytest.raises(GitHubError, match="304 to a read without an ETag"):
-        await look_at_checks(watch, REPO, "0" * 40)
+    async with serve_on_free_port(lying) as url, GitHubClient(base_url=url, token=TOKEN) as client:
+        watch = ChecksWatch(RepositoryChanges(client))
+        with pytest.raises(GitHubError, match="304 to a read without If-None-Match"):
+            await look_at_checks(watch, REPO, "0" * 40)
