@@ -54,11 +54,14 @@ async def _reference_items(bus: Bus, count: int) -> list[Received]:
     return items
 
 
-@pytest.mark.parametrize(("seed", "batch", "slice_"), [(1, 120, 16), (2, 7, 250), (3, 1000, 33)])
+@pytest.mark.parametrize(
+    ("seed", "batch", "piece", "yield_after"), [(1, 120, 16, 0.0), (2, 7, 250, 0.002), (3, 1000, 33, 10.0)]
+)
 async def test_replay_equals_the_row_path_read_by_nats_py(
     seed: int,
     batch: int,
-    slice_: int,
+    piece: int,
+    yield_after: float,
     bus: Bus,
     database_url: str,
     db_schema: str,
@@ -71,7 +74,8 @@ async def test_replay_equals_the_row_path_read_by_nats_py(
         await migrate(reference)
         async with reference.acquire() as conn:
             await apply_prepared(conn, Prepared(await _reference_items(bus, count), None))
-        monkeypatch.setattr(replay_module, "SLICE", slice_)
+        monkeypatch.setattr(replay_module, "PIECE", piece)
+        monkeypatch.setattr(replay_module, "YIELD_AFTER_SECONDS", yield_after)
         report = await replay(bus, database_url, scratch_schema, live_schema=db_schema, batch=batch)
         assert report.events_read == count
         assert report.equal, (report.digests, report.live_digests)
