@@ -13,21 +13,24 @@ import asyncio
 import contextlib
 import gc
 import hashlib
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from time import perf_counter
+from typing import overload
 
 import asyncpg
 
 from medic.bus import Bus
 from medic.db import connect_pool
+from medic.services.projector import prepare_process
 from medic.services.projector.batch import Entry
 from medic.services.projector.instruments import PROJECTION_BATCH
 from medic.services.projector.migrations import migrate
+from medic.services.projector.prepare_process import prepare_packed, received_until, unpack, worker
 from medic.services.projector.store import Prepared, Received, apply_prepared, prepare
 from medic.services.projector.stream_reader import ReadGap, StreamMessage, read_stream
-from medic.services.projector.unapplied import Unreadable, decode_or_unreadable
 
 DIGEST_QUERIES: dict[str, str] = {
     "audit_log": "SELECT (event_id, occurred_at, actor, action, outcome, failure_id, repository,"
@@ -138,9 +141,12 @@ twice what three 5,000-event batches in flight hold (the queue's two and the one
 
 
 async def _pump(bus: Bus, pool: asyncpg.Pool, report: ReplayReport, *, batch: int) -> None:
-    """Read, decode and project batch k+1 while PostgreSQL writes batch k (two cores busy, not one)."""
+    """Read, decode and project batch k+1 while PostgreSQL writes batch k; in a long replay
+    the decoding and projecting happen in a second process (see :mod:`.prepare_process`)."""
     queue: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=2)
-    reader = asyncio.create_task(_read(bus, queue, report, batch=batch))
+    messages = (await bus.js.stream_info(bus.topology.stream)).state.messages
+    beside = messages >= prepare_process.PARALLEL_FROM
+    reader = asyncio.create_task(_read(bus, queue, report, batch=batch, beside=beside))
     try:
         async with pool.acquire() as conn:
             while (prepared := await queue.get()) is not None:
@@ -168,13 +174,19 @@ count, bounds that wait whatever an event costs to decode; much more often (0.5 
 loop's own turns cost more than the wait saved."""
 
 
-async def _read(bus: Bus, queue: asyncio.Queue[Prepared | None], report: ReplayReport, *, batch: int) -> None:
+async def _read(
+    bus: Bus, queue: asyncio.Queue[Prepared | None], report: ReplayReport, *, batch: int, beside: bool
+) -> None:
     try:
         async with contextlib.aclosing(read_stream(bus, batch=batch)) as chunks:
-            async for chunk in chunks:
-                prepared = await _prepare_chunk(chunk, report)
-                if prepared.items:
-                    await queue.put(prepared)
+            if beside:
+                await _prepare_beside(chunks, queue, report)
+            else:
+                async for chunk in chunks:
+                    _count(chunk, report)
+                    prepared = await _prepare_chunk(chunk, report.until)
+                    if prepared.items:
+                        await queue.put(prepared)
     except asyncio.CancelledError:
         raise  # the writer stopped: nobody is left to read an end marker
     except ReadGap as exc:
@@ -186,21 +198,76 @@ async def _read(bus: Bus, queue: asyncio.Queue[Prepared | None], report: ReplayR
     await queue.put(None)
 
 
-async def _prepare_chunk(chunk: list[StreamMessage], report: ReplayReport) -> Prepared:
+def _count(chunk: list[StreamMessage], report: ReplayReport) -> None:
+    report.events_read += len(chunk)
+    report.last_stream_seq = chunk[-1].seq
+
+
+IN_WORKER = 2
+"""Chunks handed to the worker process before the oldest is awaited: one it prepares, one
+waiting, so it never idles while the reader unpacks and queues the one before."""
+
+
+async def _prepare_beside(
+    chunks: AsyncIterator[list[StreamMessage]], queue: asyncio.Queue[Prepared | None], report: ReplayReport
+) -> None:
+    """Chunks prepared by the worker process, queued for the writer in stream order."""
+    loop = asyncio.get_running_loop()
+    in_worker: deque[tuple[list[StreamMessage], asyncio.Future[tuple[int, bytes | None]]]] = deque()
+
+    async def queue_oldest() -> None:
+        chunk, future = in_worker.popleft()
+        count, packed = await future
+        if packed is None:  # some message cannot be projected: the row path, from here
+            prepared = await _prepare_chunk(chunk, report.until)
+        else:
+            prepared = Prepared(DecodedLater(chunk, report.until, count), unpack(packed))
+        if count:
+            await queue.put(prepared)
+
+    with worker() as pool:
+        try:
+            async for chunk in chunks:
+                _count(chunk, report)
+                in_worker.append((chunk, loop.run_in_executor(pool, prepare_packed, chunk, report.until)))
+                if len(in_worker) >= IN_WORKER:
+                    await queue_oldest()
+            while in_worker:
+                await queue_oldest()
+        finally:
+            for _, future in in_worker:
+                future.cancel()
+
+
+class DecodedLater(Sequence[Received]):
+    """A chunk's received messages, decoded in this process only if somebody reads them: the
+    writer does only when the batch falls back to the row path."""
+
+    def __init__(self, chunk: list[StreamMessage], until: datetime | None, count: int) -> None:
+        self._chunk, self._until, self._count = chunk, until, count
+        self._items: list[Received] | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> Received: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Received]: ...
+    def __getitem__(self, index: int | slice) -> Received | Sequence[Received]:
+        if self._items is None:
+            self._items = received_until(self._chunk, self._until)
+        return self._items[index]
+
+
+async def _prepare_chunk(chunk: list[StreamMessage], until: datetime | None) -> Prepared:
     """:func:`prepare` of the chunk's messages up to ``until``, a piece at a time, yielding
     to the event loop every :data:`YIELD_AFTER_SECONDS`."""
     items: list[Received] = []
     entries: list[Entry] | None = []
     since = perf_counter()
     for start in range(0, len(chunk), PIECE):
-        part: list[Received] = []
-        for message in chunk[start : start + PIECE]:
-            report.events_read += 1
-            report.last_stream_seq = message.seq
-            event = decode_or_unreadable(message.data)
-            at = event.occurred_at if not isinstance(event, Unreadable) else message.stamped
-            if report.until is None or at <= report.until:
-                part.append((event, message.seq, message.stamped))
+        part = received_until(chunk[start : start + PIECE], until)
         items += part
         if entries is not None and part:
             entries = _extended(entries, prepare(part).entries)

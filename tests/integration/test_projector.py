@@ -11,6 +11,7 @@ import pytest
 from medic.bus import Bus
 from medic.db import connect_pool
 from medic.events import Envelope
+from medic.services.projector import prepare_process
 from medic.services.projector.chain import verify_chain
 from medic.services.projector.replay import ReplayError, replay, table_digests
 from medic.services.projector.service import ProjectorService
@@ -113,11 +114,15 @@ async def test_replay_rebuilds_views_equal_to_live(
         await replay(bus, database_url, scratch_schema)
 
 
-async def test_replay_until_stops_at_that_time(bus: Bus, database_url: str, scratch_schema: str) -> None:
+@pytest.mark.parametrize("beside", [False, True], ids=["in process", "worker process"])
+async def test_replay_until_stops_at_that_time(
+    beside: bool, bus: Bus, database_url: str, scratch_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     events = mixed_histories(len(PATHS), start=START)
     await bus.publish_many(events)
     until = START + timedelta(seconds=45)
-    report = await replay(bus, database_url, scratch_schema, until=until)
+    monkeypatch.setattr(prepare_process, "PARALLEL_FROM", 0 if beside else 10**9)
+    report = await replay(bus, database_url, scratch_schema, until=until, batch=4)
     expected = [e for e in events if e.occurred_at <= until]
     assert report.events_applied == len(expected) < len(events)
     pool = await connect_pool(database_url, scratch_schema, max_size=1)

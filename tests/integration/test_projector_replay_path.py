@@ -1,11 +1,12 @@
 """The replay's own path against the reference, through a real stream: same views, same chain.
 
 The replay reads the stream with its own reader (reply subject and payload straight from
-nats-py's parser), decodes and projects in slices between the writer's round trips, and
-writes set-based. The reference reads the same stream through nats-py's ordinary pull
-consumer (headers parsed, metadata from ``Msg``) and applies every message on the row
-path, one by one. A tangled history (duplicates, ties, unreadable messages, values no
-column holds, published with and without headers) must give equal views and chain links.
+nats-py's parser), decodes and projects in slices between the writer's round trips (or, for a
+long stream, in a worker process), and writes set-based. The reference reads the same
+stream through nats-py's ordinary pull consumer (headers parsed, metadata from ``Msg``) and
+applies every message on the row path, one by one. A tangled history (duplicates, ties,
+unreadable messages, values no column holds, published with and without headers) must give
+equal views and chain links.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 from medic.bus import Bus
 from medic.db import connect_pool
 from medic.events import encode_event
+from medic.services.projector import prepare_process
 from medic.services.projector import replay as replay_module
 from medic.services.projector.chain import verify_chain
 from medic.services.projector.migrations import migrate
@@ -55,13 +57,21 @@ async def _reference_items(bus: Bus, count: int) -> list[Received]:
 
 
 @pytest.mark.parametrize(
-    ("seed", "batch", "piece", "yield_after"), [(1, 120, 16, 0.0), (2, 7, 250, 0.002), (3, 1000, 33, 10.0)]
+    ("seed", "batch", "piece", "yield_after", "beside"),
+    [
+        (1, 120, 16, 0.0, False),
+        (2, 7, 250, 0.002, False),
+        (3, 1000, 33, 10.0, False),
+        (4, 120, 16, 0.002, True),
+        (5, 7, 64, 0.002, True),
+    ],
 )
 async def test_replay_equals_the_row_path_read_by_nats_py(
     seed: int,
     batch: int,
     piece: int,
     yield_after: float,
+    beside: bool,
     bus: Bus,
     database_url: str,
     db_schema: str,
@@ -76,6 +86,7 @@ async def test_replay_equals_the_row_path_read_by_nats_py(
             await apply_prepared(conn, Prepared(await _reference_items(bus, count), None))
         monkeypatch.setattr(replay_module, "PIECE", piece)
         monkeypatch.setattr(replay_module, "YIELD_AFTER_SECONDS", yield_after)
+        monkeypatch.setattr(prepare_process, "PARALLEL_FROM", 0 if beside else 10**9)
         report = await replay(bus, database_url, scratch_schema, live_schema=db_schema, batch=batch)
         assert report.events_read == count
         assert report.equal, (report.digests, report.live_digests)

@@ -10,7 +10,7 @@ import pytest
 
 from medic.events import encode_event
 from medic.services.projector import replay as replay_module
-from medic.services.projector.replay import ReplayReport, _collect_on_growth, _prepare_chunk
+from medic.services.projector.replay import _collect_on_growth, _prepare_chunk
 from medic.services.projector.stream_reader import StreamMessage
 from tests.event_histories import mixed_histories
 
@@ -36,7 +36,7 @@ async def _turns_of_others_during(chunk: list[StreamMessage]) -> tuple[int, int]
     task = asyncio.create_task(other())
     await asyncio.sleep(0)  # let it start, so only turns during the preparation count
     before = turns
-    prepared = await _prepare_chunk(chunk, ReplayReport(target_schema="t"))
+    prepared = await _prepare_chunk(chunk, None)
     during = turns - before
     stop.set()
     await task
