@@ -34,13 +34,18 @@ from medic.services.projector.unapplied import Unapplied
 
 
 class Entry(NamedTuple):
-    """One message ready to write: its tracking row, its audit row pre-encoded, its change."""
+    """One message ready to write: its tracking row, its audit row pre-encoded (the details
+    as the canonical JSON the chain hashes, nothing else of them), its change."""
 
     event_id: str
     stream_seq: int
     event_type: str
     occurred_at: datetime
-    audit: AuditEntry
+    actor: str
+    action: str
+    outcome: str | None
+    failure_id: str
+    repository: str | None
     head: str
     details_json: str
     change: FailureChange | None
@@ -71,7 +76,21 @@ def _entry(
         failure_id=a.failure_id,
         repository=a.repository,
     )
-    return Entry(a.event_id, seq, event_type, a.occurred_at, a, head, canonical_json(a.details), change, u)
+    return Entry(
+        a.event_id,
+        seq,
+        event_type,
+        a.occurred_at,
+        a.actor,
+        a.action,
+        a.outcome,
+        a.failure_id,
+        a.repository,
+        head,
+        canonical_json(a.details),
+        change,
+        u,
+    )
 
 
 _TRACK = """
@@ -215,9 +234,8 @@ async def _append_chain(conn: Conn, head: tuple[int, str], fresh: Sequence[Entry
     if bulk:
         records = []
         for row_id, e, prev, digest in zip(ids, fresh, prevs, hashes, strict=True):
-            a, details = e.audit, CanonicalJson(e.details_json)
-            row = (row_id, e.event_id, e.occurred_at, a.actor, a.action, a.outcome, a.failure_id)
-            records.append((*row, a.repository, details, prev, digest))
+            row = (row_id, e.event_id, e.occurred_at, e.actor, e.action, e.outcome, e.failure_id)
+            records.append((*row, e.repository, CanonicalJson(e.details_json), prev, digest))
         await conn.copy_records_to_table("audit_log", records=records, columns=_AUDIT_COLUMNS)
     else:
         await conn.execute(
@@ -225,11 +243,11 @@ async def _append_chain(conn: Conn, head: tuple[int, str], fresh: Sequence[Entry
             ids,
             [e.event_id for e in fresh],
             [e.occurred_at for e in fresh],
-            [e.audit.actor for e in fresh],
-            [e.audit.action for e in fresh],
-            [e.audit.outcome for e in fresh],
-            [e.audit.failure_id for e in fresh],
-            [e.audit.repository for e in fresh],
+            [e.actor for e in fresh],
+            [e.action for e in fresh],
+            [e.outcome for e in fresh],
+            [e.failure_id for e in fresh],
+            [e.repository for e in fresh],
             [e.details_json for e in fresh],
             prevs,
             hashes,
