@@ -219,7 +219,7 @@ async def main(
         from tests.bench import projector_bench
 
         events = int(os.environ.get("BENCH_REPLAY_EVENTS", "1000000"))
-        emit(await projector_bench.run(nats_url, database_url, events=events))
+        emit(await projector_bench.run(nats_url, database_url, events=events, postgres_pid=postgres_pid))
 
 
 if __name__ == "__main__":

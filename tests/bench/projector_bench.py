@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import resource
 import sys
 import tempfile
 import uuid
@@ -30,6 +31,7 @@ from medic.db import connect_pool
 from medic.events import Envelope, encode_event
 from medic.services.projector.chain import verify_chain
 from medic.services.projector.replay import replay
+from tests.bench.pipeline_bench import _postgres_cpu
 from tests.event_histories import PATHS, failure_history
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -95,8 +97,29 @@ async def _drop(database_url: str, *schemas: str) -> None:
         await conn.close()
 
 
-async def run(nats_url: str, database_url: str, *, events: int) -> list[dict[str, Any]]:
-    """Publish ``events`` events, replay them into fresh views, COPY the same rows; return figures."""
+_CPU_NAMES = ("bench_process", "worker_process", "postgresql")
+
+
+def _cpu_split(before: tuple[float | None, ...], after: tuple[float | None, ...]) -> dict[str, float | None]:
+    return {
+        name: None if a is None or b is None else round(a - b, 2)
+        for name, b, a in zip(_CPU_NAMES, before, after, strict=True)
+    }
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def run(
+    nats_url: str, database_url: str, *, events: int, postgres_pid: int | None = None
+) -> list[dict[str, Any]]:
+    """Publish ``events`` events, replay them into fresh views, COPY the same rows; return figures.
+
+    The replay's CPU is split between this process (reading, writing), its worker process
+    (decoding, projecting; a reaped child) and PostgreSQL (when its postmaster is known),
+    each including the digests the replay computes after its timed part."""
     token = uuid.uuid4().hex[:10]
     topology = Topology(stream=f"BENCH_{token}", prefix=f"bench{token}")
     replayed, baseline = f"bench_replay_{token}", f"bench_copy_{token}"
@@ -105,7 +128,9 @@ async def run(nats_url: str, database_url: str, *, events: int) -> list[dict[str
     try:
         publish_seconds = await _publish(bus, events)
         load_at_replay = os.getloadavg()[0]
+        cpu_before = (_cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN), _postgres_cpu(postgres_pid))
         report = await replay(bus, database_url, replayed)
+        cpu_after = (_cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN), _postgres_cpu(postgres_pid))
         load_after_replay = os.getloadavg()[0]
         verified = await _verify(database_url, replayed)
         rows, copy_seconds = await _copy_baseline(database_url, replayed, baseline)
@@ -127,6 +152,7 @@ async def run(nats_url: str, database_url: str, *, events: int) -> list[dict[str
             unit="events",
             rows_written=replay_rows,
             chain_verified=verified,
+            cpu_seconds=_cpu_split(cpu_before, cpu_after),
             load_average_1m=[round(load_at_replay, 2), round(load_after_replay, 2)],
         ),
         _figure(
