@@ -15,6 +15,7 @@ import gc
 import hashlib
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from time import perf_counter
@@ -234,6 +235,8 @@ async def _prepare_beside(
                     await queue_oldest()
             while in_worker:
                 await queue_oldest()
+        except BrokenProcessPool as exc:  # killed (out of memory, a signal): nothing was written for it
+            raise ReplayError(f"the replay's worker process stopped: {exc}") from exc
         finally:
             for _, future in in_worker:
                 future.cancel()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 
 from medic.events import encode_event
 from medic.services.projector import replay as replay_module
-from medic.services.projector.replay import _collect_on_growth, _prepare_chunk
+from medic.services.projector.replay import ReplayError, ReplayReport, _collect_on_growth, _prepare_chunk
+from medic.services.projector.store import Prepared
 from medic.services.projector.stream_reader import StreamMessage
 from tests.event_histories import mixed_histories
 
@@ -93,3 +96,23 @@ def test_a_leak_of_cycles_is_collected_once_the_heap_grows_past_the_bound(
             _Cycle()  # garbage reference counting cannot free
         assert _collections() > start
         assert gc.get_count()[0] < 50_000
+
+
+def _dies(chunk: object, until: object) -> None:
+    """Run in the worker process: it stops as if killed."""
+    os._exit(3)
+
+
+async def test_a_worker_process_that_dies_fails_the_replay_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(replay_module, "prepare_packed", _dies)
+    queue: asyncio.Queue[Prepared | None] = asyncio.Queue()
+
+    async def chunks() -> AsyncIterator[list[StreamMessage]]:
+        yield _chunk(3)
+
+    report = ReplayReport(target_schema="t")
+    with pytest.raises(ReplayError, match="worker process stopped"):
+        await replay_module._prepare_beside(chunks(), queue, report)
+    assert queue.empty()  # nothing prepared was handed to the writer
