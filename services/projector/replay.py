@@ -29,7 +29,13 @@ from medic.services.projector import prepare_process
 from medic.services.projector.batch import Entry
 from medic.services.projector.instruments import PROJECTION_BATCH
 from medic.services.projector.migrations import migrate
-from medic.services.projector.prepare_process import prepare_packed, received_until, unpack, worker
+from medic.services.projector.prepare_process import (
+    HEAP_GROWTH_OBJECTS,
+    prepare_packed,
+    received_until,
+    unpack,
+    worker,
+)
 from medic.services.projector.store import Prepared, Received, apply_prepared, prepare
 from medic.services.projector.stream_reader import ReadGap, StreamMessage, read_stream
 
@@ -134,11 +140,6 @@ def _collect_on_growth() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*thresholds)
-
-
-HEAP_GROWTH_OBJECTS = 2_000_000
-"""Objects alive beyond the last collection before the collector runs during a replay: about
-twice what three 5,000-event batches in flight hold (the queue's two and the one being read)."""
 
 
 async def _pump(bus: Bus, pool: asyncpg.Pool, report: ReplayReport, *, batch: int) -> None:
