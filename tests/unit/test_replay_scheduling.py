@@ -25,8 +25,12 @@ def _chunk(count: int) -> list[StreamMessage]:
     return [StreamMessage(seq, START, encode_event(e)) for seq, e in enumerate(events, 1)]
 
 
-async def _turns_of_others_during(chunk: list[StreamMessage]) -> tuple[int, int]:
-    """How often another task ran while the chunk was prepared, and how many entries it gave."""
+async def _turns_of_others_during_120_messages(monkeypatch: pytest.MonkeyPatch, yield_after: float) -> int:
+    """How often another task ran while 120 messages were prepared in pieces of 10 (all of
+    them projected), with the reader's time budget at ``yield_after``."""
+    monkeypatch.setattr(replay_module, "PIECE", 10)
+    monkeypatch.setattr(replay_module, "YIELD_AFTER_SECONDS", yield_after)
+    chunk = _chunk(120)
     turns = 0
     stop = asyncio.Event()
 
@@ -43,25 +47,17 @@ async def _turns_of_others_during(chunk: list[StreamMessage]) -> tuple[int, int]
     during = turns - before
     stop.set()
     await task
-    return during, len(prepared.entries or [])
+    assert len(prepared.entries or []) == 120
+    return during
 
 
 async def test_the_reader_lets_the_writer_run_once_its_time_is_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    chunk = _chunk(120)
-    monkeypatch.setattr(replay_module, "PIECE", 10)
-    monkeypatch.setattr(replay_module, "YIELD_AFTER_SECONDS", 0.0)
-    turns, entries = await _turns_of_others_during(chunk)
-    assert entries == 120
-    assert turns >= 12  # after every piece of 10
+    assert await _turns_of_others_during_120_messages(monkeypatch, 0.0) >= 12  # after every piece of 10
 
 
 async def test_the_reader_keeps_the_loop_while_its_time_lasts(monkeypatch: pytest.MonkeyPatch) -> None:
-    chunk = _chunk(120)
-    monkeypatch.setattr(replay_module, "PIECE", 10)
-    monkeypatch.setattr(replay_module, "YIELD_AFTER_SECONDS", 60.0)
-    turns, entries = await _turns_of_others_during(chunk)
-    assert entries == 120
-    assert turns == 0  # a count of messages no longer decides when to yield
+    # a count of messages no longer decides when to yield
+    assert await _turns_of_others_during_120_messages(monkeypatch, 60.0) == 0
 
 
 class _Cycle:
