@@ -65,26 +65,25 @@ class RecordStore(Generic[M]):
         return cls(await open_key_value(js, bucket, history=history, ttl=ttl), model, bucket=bucket)
 
     async def get(self, key: str) -> Versioned[M] | None:
+        _, found = await self._read(key)
+        return found
+
+    async def _read(self, key: str) -> tuple[int | None, Versioned[M] | None]:
+        """One read: the entry's revision whether or not it reads as a record (so that garbage
+        can be overwritten by compare-and-set), and the record when it does."""
         try:
             entry = await self.kv.get(key)
         except KeyNotFoundError:
-            return None
+            return None, None
         if not entry.value:
-            return None
+            return None, None
+        revision = int(entry.revision or 0)
         try:
             record = self.model.model_validate_json(entry.value)
         except ValidationError as exc:
             log.warning("record_unreadable", bucket=self.bucket, key=key, errors=exc.error_count())
-            return None
-        return Versioned(record, int(entry.revision or 0))
-
-    async def revision(self, key: str) -> int | None:
-        """The entry's revision whether or not it reads as a record (to overwrite garbage by CAS)."""
-        try:
-            entry = await self.kv.get(key)
-        except KeyNotFoundError:
-            return None
-        return int(entry.revision or 0) if entry.value else None
+            return revision, None
+        return revision, Versioned(record, revision)
 
     async def create(self, key: str, record: M) -> int | None:
         """Write only if absent: the new revision, or None when the key already holds a record."""
@@ -109,10 +108,7 @@ class RecordStore(Generic[M]):
         some order, never one lost.
         """
         for _ in range(MAX_CHANGE_TRIES):
-            revision = await self.revision(key)
-            found = await self.get(key) if revision is not None else None
-            if found is not None and found.revision != revision:
-                continue  # written between the two reads
+            revision, found = await self._read(key)
             before = found.record if found else None  # unreadable garbage counts as absent
             after = step(before)
             if after is None or after == before:

@@ -84,3 +84,23 @@ async def test_items_by_prefix_and_hashed_keys(bus: Bus) -> None:
 
     assert names == sorted(["octo/app", "octo/.dotted", "Octo/Ünïcode repo"])
     assert hashed_key("repo", "OCTO/APP") == hashed_key("repo", "octo/app")
+
+
+async def test_a_change_reads_the_record_once(bus: Bus) -> None:
+    """The revision compared-and-set is the one the record was read at: one read, not two (the
+    gate changes a budget for every decision, so each read is a round trip per failure)."""
+    records = await store(bus)
+    await records.put("c", Counter(name="c", value=1))
+    reads: list[str] = []
+    get = records.kv.get
+
+    async def counted_get(key: str, revision: int | None = None) -> object:
+        reads.append(key)
+        return await get(key, revision)
+
+    records.kv.get = counted_get  # type: ignore[assignment,method-assign]
+
+    _, after = await records.change("c", lambda c: Counter(name="c", value=(c.value if c else 0) + 1))
+
+    assert after == Counter(name="c", value=2)
+    assert reads == ["c"]
