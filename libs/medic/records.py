@@ -65,10 +65,10 @@ class RecordStore(Generic[M]):
         return cls(await open_key_value(js, bucket, history=history, ttl=ttl), model, bucket=bucket)
 
     async def get(self, key: str) -> Versioned[M] | None:
-        _, found = await self._read(key)
+        _, found = await self.read(key)
         return found
 
-    async def _read(self, key: str) -> tuple[int | None, Versioned[M] | None]:
+    async def read(self, key: str) -> tuple[int | None, Versioned[M] | None]:
         """One read: the entry's revision whether or not it reads as a record (so that garbage
         can be overwritten by compare-and-set), and the record when it does."""
         try:
@@ -108,7 +108,7 @@ class RecordStore(Generic[M]):
         some order, never one lost.
         """
         for _ in range(MAX_CHANGE_TRIES):
-            revision, found = await self._read(key)
+            revision, found = await self.read(key)
             before = found.record if found else None  # unreadable garbage counts as absent
             after = step(before)
             if after is None or after == before:

@@ -81,15 +81,11 @@ class PollState:
         """
         key = hashed_key("lease", repository)
         fresh = Lease(holder=holder, expires_at=time.time() + seconds)
-        current = await self.leases.get(key)
-        if current is None:
-            revision = await self.leases.revision(key)
-            if revision is None:
-                return await self.leases.create(key, fresh) is not None
-        elif current.record.expires_at > time.time():
+        revision, current = await self.leases.read(key)
+        if revision is None:
+            return await self.leases.create(key, fresh) is not None
+        if current is not None and current.record.expires_at > time.time():
             return False
-        else:
-            revision = current.revision
         try:
             await self.leases.replace(key, fresh, revision)
         except RecordConflict:
