@@ -164,6 +164,11 @@ class Run:
     def services_cpu(self) -> float:
         return sum(v or 0.0 for k, v in self.cpu.items() if k.startswith("services:"))
 
+    def others_cpu(self) -> float:
+        """What the processes beside the services took: the sandboxes, nats-server,
+        PostgreSQL and the sender, which share the machine's cores with them."""
+        return sum(v or 0.0 for k, v in self.cpu.items() if not k.startswith("services:"))
+
 
 def _hosts(shape: str) -> dict[str, tuple[str, ...]]:
     if shape == "one_process":
@@ -404,6 +409,12 @@ def _rounded(cpu: dict[str, float | None]) -> dict[str, float | None]:
     return {name: None if v is None else round(v, 2) for name, v in cpu.items()}
 
 
+def _ceiling(run: Run) -> float | None:
+    """Failures per second all cores could carry if the services cost nothing (see the note)."""
+    others = run.others_cpu()
+    return round((os.cpu_count() or 1) * run.failures / others, 1) if others else None
+
+
 def _suffix(shape: str) -> str:
     return "" if shape == "one_process" else f"_{shape}"
 
@@ -475,11 +486,16 @@ def burst_figures(run: Run, baseline: dict[str, Any]) -> list[dict[str, Any]]:
             "unit": "ms CPU/failure",
             "shape": run.shape,
             "cpu_s": _rounded(run.cpu),
+            "others_ms_per_failure": round(run.others_cpu() / run.failures * 1000, 2),
+            "ceiling_failures_per_second": _ceiling(run),
+            "cores": os.cpu_count(),
             "baseline": baseline.get("cpu"),
             "load_average_1m": load,
             "note": "CPU (/proc/<pid>/stat) of the services' process(es) from the first POST to the last "
             "terminal event, per failure; beside it each process's own: the sandbox GitHub and model, "
-            "nats-server, PostgreSQL (postmaster and backends), the webhook sender",
+            "nats-server, PostgreSQL (postmaster and backends), the webhook sender; the ceiling is the "
+            "rate the machine's cores would allow if the services took no CPU at all and the other "
+            "processes took what they took here per failure",
         },
     ]
 
