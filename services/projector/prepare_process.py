@@ -1,12 +1,11 @@
-"""A long replay's decoding and projection, done in worker processes beside the writer.
+"""A long replay's decoding and projection, done in a second process beside the writer.
 
 In one process a replay is bound by one core: Python was busy 119.6 s of a 121 s replay of
 1,000,000 events (reading, validating, projecting, encoding each audit row for the hash
 chain, writing), with the second core left to PostgreSQL and NATS. So from
-:data:`PARALLEL_FROM` messages the replay hands each batch's bytes to a worker process
-(:data:`WORKERS` of them, taking turns), which returns the batch's entries, and the writer
-keeps only what must stay in one place and in order: the dedup against the tracking table,
-the hash chain and the failures fold.
+:data:`PARALLEL_FROM` messages the replay hands each batch's bytes to one worker process,
+which returns the batch's entries, and the writer keeps only what must stay in one place
+and in order: the dedup against the tracking table, the hash chain and the failures fold.
 
 Entries cross the process boundary as plain tuples, which pickle writes in C: 8.7 us an
 entry in the worker and 6.4 us to read and rebuild it in the writer, against 16.1 us to
@@ -44,14 +43,6 @@ from medic.services.projector.unapplied import Unapplied, Unreadable, decode_or_
 PARALLEL_FROM = 20_000
 """Messages in the stream from which a replay prepares in a second process. Below it the
 process's start (importing the event models, about a second) costs more than it saves."""
-
-WORKERS = 2
-"""Worker processes preparing batches, each its own batch; the writer takes them in stream order.
-
-With one, the worker was the replay's slowest stage: 13.0 s of CPU in a 18.4 s replay of
-200,000 events (64 us an event), while the writer used 10.1 s and PostgreSQL 6.5 s. With two
-taking turns, in turn on the same machine: 18.4 / 16.0 s and 18.4 / 17.0 s. More would only
-queue behind the writer, whose work with PostgreSQL is one transaction after another."""
 
 HEAP_GROWTH_OBJECTS = 2_000_000
 """Objects alive beyond the last collection before the cyclic collector runs, in a replay's
@@ -121,10 +112,10 @@ def _start_worker() -> None:
 
 @contextlib.contextmanager
 def worker() -> Iterator[ProcessPoolExecutor]:
-    """:data:`WORKERS` spawned worker processes (no fork of a process with an event loop and
-    threads), stopped with whatever they still had queued when the replay ends or fails."""
+    """One spawned worker process (no fork of a process with an event loop and threads),
+    stopped with whatever it still had queued when the replay ends or fails."""
     pool = ProcessPoolExecutor(
-        max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
     )
     try:
         yield pool

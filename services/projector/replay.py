@@ -205,16 +205,15 @@ def _count(chunk: list[StreamMessage], report: ReplayReport) -> None:
     report.last_stream_seq = chunk[-1].seq
 
 
-IN_WORKER = prepare_process.WORKERS + 1
-"""Chunks handed to the worker processes before the oldest is awaited: one each prepares and
-one waiting, so none idles while the reader unpacks and queues the one before."""
+IN_WORKER = 2
+"""Chunks handed to the worker process before the oldest is awaited: one it prepares, one
+waiting, so it never idles while the reader unpacks and queues the one before."""
 
 
 async def _prepare_beside(
     chunks: AsyncIterator[list[StreamMessage]], queue: asyncio.Queue[Prepared | None], report: ReplayReport
 ) -> None:
-    """Chunks prepared by the worker processes, queued for the writer in stream order (the
-    order they were handed out, whichever worker finishes first)."""
+    """Chunks prepared by the worker process, queued for the writer in stream order."""
     loop = asyncio.get_running_loop()
     in_worker: deque[tuple[list[StreamMessage], asyncio.Future[tuple[int, bytes | None]]]] = deque()
 
@@ -238,7 +237,7 @@ async def _prepare_beside(
             while in_worker:
                 await queue_oldest()
         except BrokenProcessPool as exc:  # killed (out of memory, a signal): nothing was written for it
-            raise ReplayError(f"a worker process of the replay stopped: {exc}") from exc
+            raise ReplayError(f"the replay's worker process stopped: {exc}") from exc
         finally:
             for _, future in in_worker:
                 future.cancel()

@@ -97,7 +97,7 @@ async def _drop(database_url: str, *schemas: str) -> None:
         await conn.close()
 
 
-_CPU_NAMES = ("bench_process", "worker_processes", "postgresql")
+_CPU_NAMES = ("bench_process", "worker_process", "postgresql")
 
 
 def _cpu_split(before: tuple[float | None, ...], after: tuple[float | None, ...]) -> dict[str, float | None]:
@@ -117,8 +117,8 @@ async def run(
 ) -> list[dict[str, Any]]:
     """Publish ``events`` events, replay them into fresh views, COPY the same rows; return figures.
 
-    The replay's CPU is split between this process (reading, writing), its worker processes
-    (decoding, projecting; reaped children) and PostgreSQL (when its postmaster is known),
+    The replay's CPU is split between this process (reading, writing), its worker process
+    (decoding, projecting; a reaped child) and PostgreSQL (when its postmaster is known),
     each including the digests the replay computes after its timed part."""
     token = uuid.uuid4().hex[:10]
     topology = Topology(stream=f"BENCH_{token}", prefix=f"bench{token}")

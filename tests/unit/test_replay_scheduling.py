@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 
 from medic.events import encode_event
-from medic.services.projector import prepare_process
 from medic.services.projector import replay as replay_module
 from medic.services.projector.replay import ReplayError, ReplayReport, _collect_on_growth, _prepare_chunk
 from medic.services.projector.store import Prepared
@@ -111,35 +109,6 @@ async def test_a_worker_process_that_dies_fails_the_replay_with_its_reason(
         yield _chunk(3)
 
     report = ReplayReport(target_schema="t")
-    with pytest.raises(ReplayError, match="worker process of the replay stopped"):
+    with pytest.raises(ReplayError, match="worker process stopped"):
         await replay_module._prepare_beside(chunks(), queue, report)
     assert queue.empty()  # nothing prepared was handed to the writer
-
-
-def _first_chunk_slowest(chunk: list[StreamMessage], until: datetime | None) -> tuple[int, bytes | None]:
-    """Run in a worker process: the chunk starting at sequence 1 is prepared last of all."""
-    if chunk[0].seq == 1:
-        time.sleep(1.0)
-    return prepare_process.prepare_packed(chunk, until)
-
-
-async def test_the_workers_batches_reach_the_writer_in_stream_order_whichever_finishes_first(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    assert prepare_process.WORKERS > 1  # else there is no race to lose
-    monkeypatch.setattr(replay_module, "prepare_packed", _first_chunk_slowest)
-    messages = _chunk(9)
-    queue: asyncio.Queue[Prepared | None] = asyncio.Queue()
-
-    async def chunks() -> AsyncIterator[list[StreamMessage]]:
-        for start in range(0, 9, 3):
-            yield messages[start : start + 3]
-
-    await replay_module._prepare_beside(chunks(), queue, ReplayReport(target_schema="t"))
-
-    batches = [queue.get_nowait() for _ in range(queue.qsize())]
-    assert [[e.stream_seq for e in b.entries or []] for b in batches if b is not None] == [
-        [1, 2, 3],
-        [4, 5, 6],
-        [7, 8, 9],
-    ]
