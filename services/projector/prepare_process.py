@@ -37,7 +37,7 @@ from typing import Any
 from medic.services.projector.batch import Entry
 from medic.services.projector.projection import FailureChange
 from medic.services.projector.store import Received, prepare
-from medic.services.projector.stream_reader import StreamMessage
+from medic.services.projector.stream_reader import StreamMessage, stamp_time
 from medic.services.projector.unapplied import Unapplied, Unreadable, decode_or_unreadable
 
 PARALLEL_FROM = 20_000
@@ -60,9 +60,10 @@ def received_until(chunk: Sequence[StreamMessage], until: datetime | None) -> li
     items: list[Received] = []
     for message in chunk:
         event = decode_or_unreadable(message.data)
-        at = event.occurred_at if not isinstance(event, Unreadable) else message.stamped
+        stamped = stamp_time(message.stamped_ns)
+        at = event.occurred_at if not isinstance(event, Unreadable) else stamped
         if until is None or at <= until:
-            items.append((event, message.seq, message.stamped))
+            items.append((event, message.seq, stamped))
     return items
 
 

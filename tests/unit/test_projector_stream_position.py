@@ -6,7 +6,7 @@ import pytest
 from nats.aio.msg import Msg
 from nats.errors import NotJSMessageError
 
-from medic.services.projector.stream_reader import position
+from medic.services.projector.stream_reader import position, stamp_time
 
 REPLIES = [
     "$JS.ACK.MEDIC.replay_1.1.42.42.1700000000123456789.7",
@@ -19,7 +19,10 @@ REPLIES = [
 @pytest.mark.parametrize("reply", REPLIES)
 def test_position_agrees_with_nats_metadata(reply: str) -> None:
     meta = Msg.Metadata._from_reply(reply)
-    assert position(reply) == (meta.sequence.stream, meta.sequence.consumer, meta.num_pending, meta.timestamp)
+    stream_seq, consumer_seq, pending, stamped_ns = position(reply)
+    assert (stream_seq, consumer_seq) == (meta.sequence.stream, meta.sequence.consumer)
+    assert pending == meta.num_pending
+    assert stamp_time(stamped_ns) == meta.timestamp
 
 
 def test_a_reply_that_is_not_jetstream_is_refused() -> None:

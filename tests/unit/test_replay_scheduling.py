@@ -18,11 +18,12 @@ from medic.services.projector.stream_reader import StreamMessage
 from tests.event_histories import mixed_histories
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
+START_NS = int(START.timestamp()) * 1_000_000_000
 
 
 def _chunk(count: int) -> list[StreamMessage]:
     events = mixed_histories(count, start=START)[:count]
-    return [StreamMessage(seq, START, encode_event(e)) for seq, e in enumerate(events, 1)]
+    return [StreamMessage(seq, START_NS, encode_event(e)) for seq, e in enumerate(events, 1)]
 
 
 async def _turns_of_others_during_120_messages(monkeypatch: pytest.MonkeyPatch, yield_after: float) -> int:
