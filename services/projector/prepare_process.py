@@ -50,7 +50,6 @@ writer and in its worker (see ``replay._collect_on_growth``): about six times th
 measured at the start of each batch's write in a 200,000-event replay (326,065 at most: the
 queue's two batches and the one being read)."""
 
-_CHANGE = attrgetter(*(f.name for f in fields(FailureChange)))
 _UNAPPLIED = attrgetter(*(f.name for f in fields(Unapplied)))
 
 
@@ -76,7 +75,7 @@ def unpack(data: bytes) -> list[Entry]:
 
 
 def _flat(e: Entry) -> tuple[Any, ...]:
-    change = None if e.change is None else _CHANGE(e.change)
+    change = None if e.change is None else tuple(e.change)
     unapplied = None if e.unapplied is None else _UNAPPLIED(e.unapplied)
     return (*e[:_LAST_PLAIN], change, unapplied)
 
@@ -86,15 +85,15 @@ def _entry(flat: tuple[Any, ...]) -> Entry:
     return Entry._make(
         (
             *plain,
-            None if change is None else FailureChange(*change),
+            None if change is None else FailureChange._make(change),
             None if unapplied is None else Unapplied(*unapplied),
         )
     )
 
 
 _LAST_PLAIN = Entry._fields.index("change")
-"""Entry's fields before this one are strings, numbers and datetimes; this one and the next
-are dataclasses, sent as tuples of their fields."""
+"""Entry's fields before this one are strings, numbers and datetimes; this one (a named
+tuple) and the next (a dataclass) are sent as plain tuples of their fields."""
 
 
 def prepare_packed(chunk: list[StreamMessage], until: datetime | None) -> tuple[int, bytes | None]:

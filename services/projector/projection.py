@@ -9,10 +9,10 @@ it says "this state, with this rank, at this time". The store keeps the highest
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from medic.events import (
     AnalysisCompleted,
@@ -82,13 +82,20 @@ class AuditEntry:
     details: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class FailureChange:
+_NOTHING: Mapping[str, Any] = {}
+"""The default of a change's mappings (shared: nothing changes them)."""
+
+
+class FailureChange(NamedTuple):
     """What one event says about its failure.
 
     ``stage`` names the timestamp column this event stamps; ``fields`` belong to that stage
     and are kept from the latest event of the stage. ``identity`` fields (repository, run id)
     only fill gaps, for events that arrive before the FailureDetected that owns them.
+
+    A named tuple, not a dataclass: a replay builds one per event in its worker process and
+    again in its writer when the entries cross between them (2.4 us a frozen dataclass, a
+    tenth of that a tuple). The mappings are never changed once made.
     """
 
     failure_id: str
@@ -97,8 +104,8 @@ class FailureChange:
     state: FailureState
     stage: str
     stage_at: datetime
-    fields: Mapping[str, Any] = field(default_factory=dict)
-    identity: Mapping[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any] = _NOTHING
+    identity: Mapping[str, Any] = _NOTHING
 
     @property
     def rank(self) -> int:
