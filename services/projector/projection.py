@@ -94,8 +94,8 @@ class FailureChange(NamedTuple):
     only fill gaps, for events that arrive before the FailureDetected that owns them.
 
     A named tuple, not a dataclass: a replay builds one per event in its worker process and
-    again in its writer when the entries cross between them (2.4 us a frozen dataclass, a
-    tenth of that a tuple). The mappings are never changed once made.
+    again in its writer when the entries cross between them (1.4 us a frozen dataclass of
+    these fields, 0.4 us a named tuple). The mappings are never changed once made.
     """
 
     failure_id: str
