@@ -110,11 +110,11 @@ async def _pull(
     def on_message(reply: bytes, data: bytes) -> None:
         nonlocal ended, lapsed, gap, last
         if reply:
-            seq, delivered, pending, stamped = position(reply.decode())
+            seq, delivered, pending, stamped_ns = position(reply.decode())
             if delivered != last + 1 and gap is None:
                 gap = ReadGap(f"consumer message {last + 1} never arrived (next was {delivered})")
             last = delivered
-            buffer.append(StreamMessage(seq, stamped, data))
+            buffer.append(StreamMessage(seq, stamped_ns, data))
             ended = ended or pending == 0
             if ended or len(buffer) >= batch:
                 arrived.set()
